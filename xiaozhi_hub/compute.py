@@ -1,0 +1,143 @@
+"""Shared, bounded compute for blocking work (codecs, ASR, LLM, TTS).
+
+One thread pool for the whole process, sized to the machine, never one per connection. Each engine
+("asr", "llm", "tts", "opus", ...) has its own concurrency limit and a FIFO queue in front of it, so
+devices are served in arrival order. A caller that would wait longer than ``max_wait`` gets
+:class:`BusyError` and can answer "busy" instead of leaving the device in silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, AsyncIterator, Callable, TypeVar
+
+from .providers.base import BusyError
+
+T = TypeVar("T")
+
+
+class _FairLimit:
+    """A FIFO semaphore whose waiters can give up after a timeout without losing their place."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for w in self._waiters if not w.done())
+
+    async def acquire(self, timeout: float | None) -> None:
+        if self.active < self.limit and not self.waiting:
+            self.active += 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            if timeout is None:
+                await fut
+            else:
+                await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            if fut.done() and not fut.cancelled():
+                # We were granted the slot at the last moment: hand it on.
+                self._release_slot()
+            else:
+                fut.cancel()
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(fut)
+            raise
+        # The slot was transferred to us by release(); active already counts it.
+
+    def _release_slot(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)  # transfer the slot
+                return
+        self.active -= 1
+
+    def release(self) -> None:
+        self._release_slot()
+
+
+class ComputePool:
+    """Run blocking callables on a shared executor under per-engine limits."""
+
+    def __init__(self, workers: int | None = None, limits: dict[str, int] | None = None,
+                 max_wait: dict[str, float] | None = None) -> None:
+        cores = os.cpu_count() or 2
+        self.workers = workers or max(2, cores)
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="compute")
+        self._limits: dict[str, _FairLimit] = {}
+        self._default_limit = max(1, cores)
+        for kind, n in (limits or {}).items():
+            self._limits[kind] = _FairLimit(max(1, n))
+        self._max_wait = dict(max_wait or {})
+        self.stats: dict[str, dict[str, float]] = collections.defaultdict(
+            lambda: {"calls": 0, "busy": 0, "wait_s": 0.0, "run_s": 0.0})
+
+    def limit(self, kind: str) -> _FairLimit:
+        lim = self._limits.get(kind)
+        if lim is None:
+            lim = self._limits[kind] = _FairLimit(self._default_limit)
+        return lim
+
+    def set_limit(self, kind: str, limit: int, max_wait: float | None = None) -> None:
+        self.limit(kind).limit = max(1, limit)
+        if max_wait is not None:
+            self._max_wait[kind] = max_wait
+
+    @contextlib.asynccontextmanager
+    async def slot(self, kind: str, max_wait: float | None = None) -> AsyncIterator[None]:
+        """Hold one slot of ``kind`` (for streaming work that spans several calls)."""
+        lim = self.limit(kind)
+        wait = self._max_wait.get(kind) if max_wait is None else max_wait
+        t0 = time.monotonic()
+        try:
+            await lim.acquire(wait)
+        except asyncio.TimeoutError:
+            self.stats[kind]["busy"] += 1
+            raise BusyError(f"{kind} engine busy (waited {wait:.1f}s)") from None
+        self.stats[kind]["wait_s"] += time.monotonic() - t0
+        try:
+            yield
+        finally:
+            lim.release()
+
+    async def run_in_slot(self, kind: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` on the executor; the caller already holds a slot of ``kind``."""
+        loop = asyncio.get_running_loop()
+        t0 = time.monotonic()
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        finally:
+            st = self.stats[kind]
+            st["calls"] += 1
+            st["run_s"] += time.monotonic() - t0
+
+    async def run(self, kind: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Wait for a slot of ``kind`` (FIFO), then run ``fn`` on the shared executor."""
+        async with self.slot(kind):
+            return await self.run_in_slot(kind, fn, *args, **kwargs)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+_default: ComputePool | None = None
+
+
+def default_pool() -> ComputePool:
+    """The process-wide pool (created on first use; the app configures its limits at start)."""
+    global _default
+    if _default is None:
+        _default = ComputePool()
+    return _default

@@ -1,0 +1,1 @@
+"""HTTP API, OTA and firmware, mDNS, device records (and later MQTT)."""

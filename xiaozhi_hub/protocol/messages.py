@@ -1,0 +1,538 @@
+"""Typed JSON messages of the device protocol (PROTOCOL.md sections 2 and 4), both directions.
+
+Every message is a frozen dataclass with a wire ``TYPE``, a ``DIRECTION`` (who sends it),
+``to_wire()`` returning the JSON object and ``from_wire(obj)`` building it back (raising
+:class:`ProtocolError` on bad fields). The codec in :mod:`.codec` is the only place that turns
+text into these and back. Field names and required fields follow what stock firmware parses:
+e.g. the server hello always carries ``transport``, ``tts`` always carries ``state`` and ``alert``
+carries all three strings.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+
+class ProtocolError(ValueError):
+    """A frame that does not follow the protocol. ``kind`` is a short machine-readable reason."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+class Direction(enum.Enum):
+    FROM_DEVICE = "from_device"
+    TO_DEVICE = "to_device"
+
+
+class ListenState(str, enum.Enum):
+    START = "start"
+    STOP = "stop"
+    DETECT = "detect"
+
+
+class ListenMode(str, enum.Enum):
+    AUTO = "auto"
+    MANUAL = "manual"
+    REALTIME = "realtime"
+
+
+class TtsState(str, enum.Enum):
+    START = "start"
+    STOP = "stop"
+    SENTENCE_START = "sentence_start"
+    SENTENCE_END = "sentence_end"
+
+
+# ---------------------------------------------------------------------------- field helpers
+
+def _req(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], msg_type: str) -> Any:
+    if key not in obj:
+        raise ProtocolError("missing_field", f"{msg_type}.{key} is required")
+    return _typed(obj[key], key, kind, msg_type)
+
+
+def _opt(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], msg_type: str, default: Any = None) -> Any:
+    if key not in obj or obj[key] is None:
+        return default
+    return _typed(obj[key], key, kind, msg_type)
+
+
+def _typed(value: Any, key: str, kind: type | tuple[type, ...], msg_type: str) -> Any:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if bool not in kinds and isinstance(value, bool) and (int in kinds or float in kinds):
+        raise ProtocolError("bad_field", f"{msg_type}.{key} must be a number, not a boolean")
+    if not isinstance(value, kinds):
+        names = "/".join(k.__name__ for k in kinds)
+        raise ProtocolError("bad_field", f"{msg_type}.{key} must be {names}")
+    return value
+
+
+def _enum(value: Any, enum_cls: type[enum.Enum], key: str, msg_type: str) -> Any:
+    try:
+        return enum_cls(value)
+    except ValueError:
+        allowed = ", ".join(e.value for e in enum_cls)  # type: ignore[attr-defined]
+        raise ProtocolError("bad_field", f"{msg_type}.{key} must be one of {allowed}") from None
+
+
+def _with_session(d: dict[str, Any], session_id: str | None) -> dict[str, Any]:
+    if session_id is not None:
+        return {"session_id": session_id, **d}
+    return d
+
+
+# ---------------------------------------------------------------------------- base
+
+
+@dataclass(frozen=True)
+class Message:
+    TYPE: ClassVar[str] = ""
+    DIRECTION: ClassVar[Direction]
+
+    def to_wire(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Message":  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class AudioParams:
+    format: str = "opus"
+    sample_rate: int = 16000
+    channels: int = 1
+    frame_duration: int = 60
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"format": self.format, "sample_rate": self.sample_rate,
+                "channels": self.channels, "frame_duration": self.frame_duration}
+
+    @classmethod
+    def from_wire(cls, obj: Any, msg_type: str) -> "AudioParams":
+        if not isinstance(obj, Mapping):
+            raise ProtocolError("bad_field", f"{msg_type}.audio_params must be an object")
+        return cls(
+            format=_opt(obj, "format", str, msg_type, "opus"),
+            sample_rate=_opt(obj, "sample_rate", int, msg_type, 16000),
+            channels=_opt(obj, "channels", int, msg_type, 1),
+            frame_duration=_opt(obj, "frame_duration", int, msg_type, 60),
+        )
+
+
+# ---------------------------------------------------------------------------- device -> hub
+
+
+@dataclass(frozen=True)
+class DeviceHello(Message):
+    TYPE: ClassVar[str] = "hello"
+    DIRECTION: ClassVar[Direction] = Direction.FROM_DEVICE
+
+    version: int = 1
+    transport: str = "websocket"
+    features: Mapping[str, Any] = field(default_factory=dict)
+    audio_params: AudioParams = field(default_factory=AudioParams)
+    text_font: Mapping[str, Any] | None = None
+
+    @property
+    def mcp(self) -> bool:
+        return bool(self.features.get("mcp"))
+
+    @property
+    def aec(self) -> bool:
+        return bool(self.features.get("aec"))
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.TYPE, "version": self.version, "transport": self.transport}
+        if self.features:
+            d["features"] = dict(self.features)
+        if self.text_font is not None:
+            d["text_font"] = dict(self.text_font)
+        d["audio_params"] = self.audio_params.to_wire()
+        return d
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "DeviceHello":
+        t = "hello"
+        features = _opt(obj, "features", dict, t, {})
+        audio = AudioParams.from_wire(obj["audio_params"], t) if "audio_params" in obj else AudioParams()
+        version = _opt(obj, "version", int, t, 1)
+        if version not in (1, 2, 3):
+            raise ProtocolError("bad_field", "hello.version must be 1, 2 or 3")
+        return cls(version=version, transport=_opt(obj, "transport", str, t, "websocket"),
+                   features=features, audio_params=audio, text_font=_opt(obj, "text_font", dict, t))
+
+
+@dataclass(frozen=True)
+class Listen(Message):
+    TYPE: ClassVar[str] = "listen"
+    DIRECTION: ClassVar[Direction] = Direction.FROM_DEVICE
+
+    state: ListenState
+    mode: ListenMode | None = None
+    text: str | None = None
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.TYPE, "state": self.state.value}
+        if self.mode is not None:
+            d["mode"] = self.mode.value
+        if self.text is not None:
+            d["text"] = self.text
+        return _with_session(d, self.session_id)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Listen":
+        t = "listen"
+        state = _enum(_req(obj, "state", str, t), ListenState, "state", t)
+        mode_raw = _opt(obj, "mode", str, t)
+        mode = _enum(mode_raw, ListenMode, "mode", t) if mode_raw is not None else None
+        return cls(state=state, mode=mode, text=_opt(obj, "text", str, t),
+                   session_id=_opt(obj, "session_id", str, t))
+
+
+@dataclass(frozen=True)
+class Abort(Message):
+    TYPE: ClassVar[str] = "abort"
+    DIRECTION: ClassVar[Direction] = Direction.FROM_DEVICE
+
+    reason: str | None = None
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.TYPE}
+        if self.reason is not None:
+            d["reason"] = self.reason
+        return _with_session(d, self.session_id)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Abort":
+        return cls(reason=_opt(obj, "reason", str, "abort"), session_id=_opt(obj, "session_id", str, "abort"))
+
+
+@dataclass(frozen=True)
+class DeviceMcp(Message):
+    """An MCP JSON-RPC message from the device (replies to the hub's requests)."""
+
+    TYPE: ClassVar[str] = "mcp"
+    DIRECTION: ClassVar[Direction] = Direction.FROM_DEVICE
+
+    payload: Mapping[str, Any]
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return _with_session({"type": self.TYPE, "payload": dict(self.payload)}, self.session_id)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "DeviceMcp":
+        return cls(payload=_req(obj, "payload", dict, "mcp"), session_id=_opt(obj, "session_id", str, "mcp"))
+
+
+@dataclass(frozen=True)
+class DeviceGoodbye(Message):
+    TYPE: ClassVar[str] = "goodbye"
+    DIRECTION: ClassVar[Direction] = Direction.FROM_DEVICE
+
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return _with_session({"type": self.TYPE}, self.session_id)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "DeviceGoodbye":
+        return cls(session_id=_opt(obj, "session_id", str, "goodbye"))
+
+
+@dataclass(frozen=True)
+class IotUpdate(Message):
+    """Legacy IoT (firmware < 1.8): thing descriptors and/or states (PROTOCOL.md 4.7)."""
+
+    TYPE: ClassVar[str] = "iot"
+    DIRECTION: ClassVar[Direction] = Direction.FROM_DEVICE
+
+    descriptors: tuple[Mapping[str, Any], ...] = ()
+    states: tuple[Mapping[str, Any], ...] = ()
+    update: bool = True
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.TYPE, "update": self.update}
+        if self.descriptors:
+            d["descriptors"] = [dict(x) for x in self.descriptors]
+        if self.states:
+            d["states"] = [dict(x) for x in self.states]
+        return _with_session(d, self.session_id)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "IotUpdate":
+        t = "iot"
+        descriptors = _opt(obj, "descriptors", list, t, [])
+        states = _opt(obj, "states", list, t, [])
+        for item in (*descriptors, *states):
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise ProtocolError("bad_field", "iot descriptors/states must be objects with a name")
+        return cls(descriptors=tuple(descriptors), states=tuple(states),
+                   update=bool(_opt(obj, "update", bool, t, True)), session_id=_opt(obj, "session_id", str, t))
+
+
+@dataclass(frozen=True)
+class Ping(Message):
+    """Not sent by stock firmware; test clients use it. Answered with :class:`Pong`."""
+
+    TYPE: ClassVar[str] = "ping"
+    DIRECTION: ClassVar[Direction] = Direction.FROM_DEVICE
+
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return _with_session({"type": self.TYPE}, self.session_id)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Ping":
+        return cls(session_id=_opt(obj, "session_id", str, "ping"))
+
+
+# ---------------------------------------------------------------------------- hub -> device
+
+
+@dataclass(frozen=True)
+class ServerHello(Message):
+    TYPE: ClassVar[str] = "hello"
+    DIRECTION: ClassVar[Direction] = Direction.TO_DEVICE
+
+    session_id: str
+    transport: str = "websocket"
+    version: int = 1
+    audio_params: AudioParams = field(default_factory=lambda: AudioParams(sample_rate=24000))
+    udp: Mapping[str, Any] | None = None  # MQTT+UDP only
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.TYPE, "version": self.version, "transport": self.transport,
+                             "session_id": self.session_id, "audio_params": self.audio_params.to_wire()}
+        if self.udp is not None:
+            d["udp"] = dict(self.udp)
+        return d
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "ServerHello":
+        t = "hello"
+        audio = (AudioParams.from_wire(obj["audio_params"], t) if "audio_params" in obj
+                 else AudioParams(sample_rate=24000))
+        return cls(session_id=_opt(obj, "session_id", str, t, ""), transport=_req(obj, "transport", str, t),
+                   version=_opt(obj, "version", int, t, 1), audio_params=audio, udp=_opt(obj, "udp", dict, t))
+
+
+@dataclass(frozen=True)
+class Stt(Message):
+    TYPE: ClassVar[str] = "stt"
+    DIRECTION: ClassVar[Direction] = Direction.TO_DEVICE
+
+    text: str
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return _with_session({"type": self.TYPE, "text": self.text}, self.session_id)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Stt":
+        return cls(text=_req(obj, "text", str, "stt"), session_id=_opt(obj, "session_id", str, "stt"))
+
+
+@dataclass(frozen=True)
+class Llm(Message):
+    TYPE: ClassVar[str] = "llm"
+    DIRECTION: ClassVar[Direction] = Direction.TO_DEVICE
+
+    emotion: str
+    text: str | None = None
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.TYPE, "emotion": self.emotion}
+        if self.text is not None:
+            d["text"] = self.text
+        return _with_session(d, self.session_id)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Llm":
+        return cls(emotion=_req(obj, "emotion", str, "llm"), text=_opt(obj, "text", str, "llm"),
+                   session_id=_opt(obj, "session_id", str, "llm"))
+
+
+@dataclass(frozen=True)
+class Tts(Message):
+    TYPE: ClassVar[str] = "tts"
+    DIRECTION: ClassVar[Direction] = Direction.TO_DEVICE
+
+    state: TtsState
+    text: str | None = None
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.TYPE, "state": self.state.value}
+        if self.text is not None:
+            d["text"] = self.text
+        return _with_session(d, self.session_id)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Tts":
+        t = "tts"
+        state = _enum(_req(obj, "state", str, t), TtsState, "state", t)
+        return cls(state=state, text=_opt(obj, "text", str, t), session_id=_opt(obj, "session_id", str, t))
+
+
+@dataclass(frozen=True)
+class HubMcp(Message):
+    """An MCP JSON-RPC message from the hub to the device (requests)."""
+
+    TYPE: ClassVar[str] = "mcp"
+    DIRECTION: ClassVar[Direction] = Direction.TO_DEVICE
+
+    payload: Mapping[str, Any]
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return _with_session({"type": self.TYPE, "payload": dict(self.payload)}, self.session_id)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "HubMcp":
+        return cls(payload=_req(obj, "payload", dict, "mcp"), session_id=_opt(obj, "session_id", str, "mcp"))
+
+
+@dataclass(frozen=True)
+class System(Message):
+    TYPE: ClassVar[str] = "system"
+    DIRECTION: ClassVar[Direction] = Direction.TO_DEVICE
+
+    command: str
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return _with_session({"type": self.TYPE, "command": self.command}, self.session_id)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "System":
+        return cls(command=_req(obj, "command", str, "system"), session_id=_opt(obj, "session_id", str, "system"))
+
+
+@dataclass(frozen=True)
+class Alert(Message):
+    TYPE: ClassVar[str] = "alert"
+    DIRECTION: ClassVar[Direction] = Direction.TO_DEVICE
+
+    status: str
+    message: str
+    emotion: str
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return _with_session({"type": self.TYPE, "status": self.status, "message": self.message,
+                              "emotion": self.emotion}, self.session_id)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Alert":
+        t = "alert"
+        return cls(status=_req(obj, "status", str, t), message=_req(obj, "message", str, t),
+                   emotion=_req(obj, "emotion", str, t), session_id=_opt(obj, "session_id", str, t))
+
+
+@dataclass(frozen=True)
+class Custom(Message):
+    TYPE: ClassVar[str] = "custom"
+    DIRECTION: ClassVar[Direction] = Direction.TO_DEVICE
+
+    payload: Mapping[str, Any]
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return _with_session({"type": self.TYPE, "payload": dict(self.payload)}, self.session_id)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Custom":
+        return cls(payload=_req(obj, "payload", dict, "custom"), session_id=_opt(obj, "session_id", str, "custom"))
+
+
+@dataclass(frozen=True)
+class HubGoodbye(Message):
+    """MQTT transport only; on WebSocket the hub closes the socket instead."""
+
+    TYPE: ClassVar[str] = "goodbye"
+    DIRECTION: ClassVar[Direction] = Direction.TO_DEVICE
+
+    session_id: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"session_id": self.session_id, "type": self.TYPE}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "HubGoodbye":
+        return cls(session_id=_req(obj, "session_id", str, "goodbye"))
+
+
+@dataclass(frozen=True)
+class IotCommand(Message):
+    """Legacy IoT command list sent to the device (PROTOCOL.md 4.7); the device does not reply."""
+
+    TYPE: ClassVar[str] = "iot"
+    DIRECTION: ClassVar[Direction] = Direction.TO_DEVICE
+
+    commands: tuple[Mapping[str, Any], ...]
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return _with_session({"type": self.TYPE, "commands": [dict(c) for c in self.commands]}, self.session_id)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "IotCommand":
+        commands = _req(obj, "commands", list, "iot")
+        for c in commands:
+            if not isinstance(c, dict) or not isinstance(c.get("name"), str) or not isinstance(c.get("method"), str):
+                raise ProtocolError("bad_field", "iot.commands items need name and method strings")
+        return cls(commands=tuple(commands), session_id=_opt(obj, "session_id", str, "iot"))
+
+
+@dataclass(frozen=True)
+class Pong(Message):
+    TYPE: ClassVar[str] = "pong"
+    DIRECTION: ClassVar[Direction] = Direction.TO_DEVICE
+
+    timestamp: str
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return _with_session({"type": self.TYPE, "timestamp": self.timestamp}, self.session_id)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Pong":
+        return cls(timestamp=_req(obj, "timestamp", str, "pong"), session_id=_opt(obj, "session_id", str, "pong"))
+
+
+@dataclass(frozen=True)
+class Error(Message):
+    """The hub's JSON error reply for bad input (not a stock message; firmware logs and ignores it)."""
+
+    TYPE: ClassVar[str] = "error"
+    DIRECTION: ClassVar[Direction] = Direction.TO_DEVICE
+
+    code: str
+    message: str
+    session_id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return _with_session({"type": self.TYPE, "code": self.code, "message": self.message}, self.session_id)
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Error":
+        return cls(code=_req(obj, "code", str, "error"), message=_req(obj, "message", str, "error"),
+                   session_id=_opt(obj, "session_id", str, "error"))
+
+
+def all_message_classes() -> list[type[Message]]:
+    """Every concrete message class (the round-trip test walks this and the module)."""
+    return [c for c in globals().values()
+            if isinstance(c, type) and issubclass(c, Message) and c is not Message]
