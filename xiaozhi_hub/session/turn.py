@@ -1,0 +1,163 @@
+"""One turn: final transcript → ``stt`` → agent reply → sentences → TTS → paced Opus → ``tts stop``.
+
+A turn is one asyncio task (plus its producer child). Cancelling it (abort, barge-in, close) stops
+LLM, TTS and sending at once; the canceller sends ``tts stop`` itself. Latencies are recorded from
+the end of speech, which is what a user feels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, AsyncIterator
+
+from ..pipeline.agent import Agent
+from ..pipeline.sentences import SentenceSplitter, clean_for_speech, emotion_of
+from ..pipeline.speaker import END, EndOfSpeech, FrameMaker, Pacer, SentenceStart, speak, synthesize_frames
+from ..protocol.messages import Alert, ListenMode, Llm, Stt, Tts, TtsState
+from ..providers.base import BusyError, ProviderError
+from .state import SessionState
+from .utterance import Utterance
+
+if TYPE_CHECKING:
+    from .session import Session
+
+log = logging.getLogger(__name__)
+
+BUSY_TEXT = "Sorry, I'm busy right now. Please ask me again in a moment."
+ERROR_TEXT = "Sorry, something went wrong. Please try again."
+
+
+async def run_turn(session: "Session", utt: Utterance) -> None:
+    ctx = session.ctx
+    metrics = ctx.extras["metrics"]
+    t_end = utt.ended_at or time.monotonic()
+    session.last_turn = {"end_of_speech": t_end}
+    try:
+        transcript = await utt.finish()
+    except BusyError:
+        await speak_reply(session, _once(BUSY_TEXT), t_ref=t_end)
+        return
+    except ProviderError as err:
+        log.warning("%s: ASR failed: %s", session, err)
+        await speak_reply(session, _once(ERROR_TEXT), t_ref=t_end)
+        return
+    finally:
+        await utt.close()
+    text = transcript.text.strip()
+    metrics.observe("asr_final", time.monotonic() - t_end)
+    session.last_turn["asr_final"] = time.monotonic()
+    if not text:
+        _after_reply_state(session)
+        return
+    await session.send(Stt(text, session_id=session.id))
+    metrics.inc("turns")
+    agent: Agent = ctx.extras["agent"]
+    await speak_reply(session, agent.reply(session, text), t_ref=t_end)
+
+
+async def _once(text: str) -> AsyncIterator[str]:
+    yield text
+
+
+def _after_reply_state(session: "Session") -> None:
+    if session.state is SessionState.CLOSED:
+        return
+    if session.mode is ListenMode.MANUAL:
+        session.set_state(SessionState.IDLE)
+    else:
+        session.set_state(SessionState.LISTENING)
+        if session.utterance is None:
+            session.utterance = session._new_utterance()
+
+
+async def speak_reply(session: "Session", deltas: AsyncIterator[str], t_ref: float | None = None) -> None:
+    """``tts start``, then each sentence (``llm`` emotion, ``sentence_start``, paced audio), then ``tts stop``."""
+    ctx = session.ctx
+    settings = ctx.settings
+    metrics = ctx.extras["metrics"]
+    tts = ctx.providers.tts
+    await session.send(Tts(TtsState.START, session_id=session.id))
+    t_tts_start = time.monotonic()
+    if session.state is not SessionState.SPEAKING:
+        session.set_state(SessionState.SPEAKING)
+    gap = settings.session.tts_start_gap_ms / 1000.0
+    queue: asyncio.Queue[SentenceStart | bytes | EndOfSpeech] = asyncio.Queue(
+        maxsize=settings.audio.prebuffer_frames + 4)
+    pacer = Pacer(settings.audio.frame_duration_ms, settings.audio.prebuffer_frames)
+    first_sentence = True
+
+    async def say(sentence: str, maker: FrameMaker) -> None:
+        nonlocal first_sentence
+        spoken = clean_for_speech(sentence)
+        emotion = emotion_of(sentence)
+        if first_sentence or emotion:
+            await session.send(Llm(emotion or "happy", sentence if emotion else None, session_id=session.id))
+        if not spoken:
+            return
+        if first_sentence and t_ref is not None:
+            metrics.observe("first_sentence_ready", time.monotonic() - t_ref)
+        first_sentence = False
+        await queue.put(SentenceStart(spoken))
+        async for frame in synthesize_frames(tts, spoken, maker):
+            await queue.put(frame)
+
+    async def produce() -> None:
+        maker = FrameMaker(tts.sample_rate, settings.audio.downlink_sample_rate,
+                           settings.audio.frame_duration_ms, ctx.compute)
+        splitter = SentenceSplitter()
+        try:
+            async for delta in deltas:
+                for sentence in splitter.feed(delta):
+                    await say(sentence, maker)
+            for sentence in splitter.flush():
+                await say(sentence, maker)
+        except BusyError:
+            metrics.inc("busy_answers")
+            await say(BUSY_TEXT, maker)
+        except ProviderError as err:
+            log.warning("%s: reply failed: %s", session, err)
+            await say(ERROR_TEXT, maker)
+        finally:
+            await queue.put(END)
+
+    async def send_sentence(item: SentenceStart) -> None:
+        await session.send(Tts(TtsState.SENTENCE_START, item.text, session_id=session.id))
+
+    first = True
+
+    async def send_frame(frame: bytes) -> None:
+        nonlocal first
+        if first:
+            first = False
+            wait = gap - (time.monotonic() - t_tts_start)
+            if wait > 0:
+                await asyncio.sleep(wait)  # let the device enter "speaking" before audio arrives
+            if t_ref is not None:
+                latency = time.monotonic() - t_ref
+                metrics.observe("first_audio", latency)
+                session.last_turn["first_audio"] = time.monotonic()
+        await session.send_audio(frame)
+
+    producer = asyncio.create_task(produce(), name=f"produce:{session.device_id}")
+    try:
+        await speak(queue, send_sentence, send_frame, pacer)
+        await producer
+        # Let the device play what it buffered before it leaves "speaking".
+        drain = pacer.drained_in()
+        if drain > 0:
+            await asyncio.sleep(drain)
+    except asyncio.CancelledError:
+        producer.cancel()
+        raise
+    except Exception:
+        producer.cancel()
+        log.exception("%s: turn failed", session)
+        await session.send(Alert("error", ERROR_TEXT, "sad", session_id=session.id))
+    await session.send(Tts(TtsState.STOP, session_id=session.id))
+    metrics.inc("frames_out", pacer.frames_sent)
+    if session.state is SessionState.SPEAKING:
+        _after_reply_state(session)
+    if session._end_after_reply:
+        await session.close(1000, "conversation ended")
