@@ -30,7 +30,7 @@ from .compute import ComputePool
 from .context import HubContext
 from .metrics import Metrics
 from .net.http import create_http_app
-from .pipeline.agent import Agent
+from .pipeline.agent import create_agent
 from .providers.base import Providers
 from .settings import Settings
 from .store.db import Database
@@ -45,6 +45,7 @@ COMPONENTS = (
     "xiaozhi_hub.net.ota",
     "xiaozhi_hub.net.firmware",
     "xiaozhi_hub.net.mdns",
+    "xiaozhi_hub.tools.timers",
 )
 
 
@@ -100,7 +101,7 @@ class Hub:
         ctx = HubContext(settings=settings, db=db, auth=Authenticator(settings.auth, secret), compute=compute,
                          registry=SessionRegistry(), providers=providers, hub_id=load_or_create_hub_id(data_dir))
         ctx.extras["metrics"] = Metrics()
-        ctx.extras["agent"] = Agent(settings, providers.llm)
+        ctx.extras["agent"] = await create_agent(ctx)
         self.ctx = ctx
 
         modules = []

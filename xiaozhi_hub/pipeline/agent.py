@@ -13,11 +13,14 @@ import collections
 import itertools
 import json
 import logging
-from typing import Any, AsyncIterator, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping, Protocol, Sequence
 
 from ..protocol import mcp
 from ..providers.base import LLM, ChatMessage, TextDelta, ToolCall, ToolSpec
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from ..context import HubContext
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +105,8 @@ class Agent:
         except Exception as err:  # a tool error becomes a result the LLM can speak about
             log.info("device %s tool %s failed: %s", link.device_id, entry[1], err)
             return json.dumps({"error": str(err)})
+
+
+async def create_agent(ctx: "HubContext") -> Agent:
+    """Build the hub's agent (called once by the app after the providers are loaded)."""
+    return Agent(ctx.settings, ctx.providers.llm)
