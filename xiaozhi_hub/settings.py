@@ -118,7 +118,7 @@ class SessionSettings:
     idle_timeout: float = 120.0      # close a session after this long without detected voice
     mcp_call_timeout: float = 30.0
     mcp_enabled: bool = True
-    tts_start_gap_ms: int = 40       # pause between "tts start" and the first audio frame
+    tts_start_gap_ms: int = 20       # pause between "tts start" and the first audio frame
     max_utterance_seconds: float = 30.0
     min_utterance_ms: int = 300      # shorter speech is ignored (clicks, coughs)
 
@@ -128,7 +128,7 @@ SESSION_SCHEMA = vol.Schema({
     vol.Optional("idle_timeout", default=120.0): _positive(),
     vol.Optional("mcp_call_timeout", default=30.0): _positive(),
     vol.Optional("mcp_enabled", default=True): vol.Boolean(),
-    vol.Optional("tts_start_gap_ms", default=40): vol.All(vol.Coerce(int), vol.Range(min=0, max=1000)),
+    vol.Optional("tts_start_gap_ms", default=20): vol.All(vol.Coerce(int), vol.Range(min=0, max=1000)),
     vol.Optional("max_utterance_seconds", default=30.0): _positive(),
     vol.Optional("min_utterance_ms", default=300): vol.All(vol.Coerce(int), vol.Range(min=0)),
 })
