@@ -290,6 +290,72 @@ MDNS_SCHEMA = vol.Schema({
 
 
 @dataclass(frozen=True)
+class AgentSettings:
+    """The tool loop and built-in tools (timers, volume)."""
+
+    max_tool_depth: int = 3          # LLM rounds that may call tools before it must answer in words
+    tool_timeout: float = 10.0       # per tool call; device MCP calls also have session.mcp_call_timeout
+    volume_step: int = 10            # "louder" / "quieter" change, in percent
+    default_language: str = "en"     # language of announcements when a device's language is unknown
+    max_timers: int = 20             # active timers and alarms per device
+    timer_poll_seconds: float = 1.0  # how often due timers look for their (re)connected device
+    timer_max_late_hours: float = 12.0  # a timer missed by more than this is dropped, not announced
+
+
+AGENT_SCHEMA = vol.Schema({
+    vol.Optional("max_tool_depth", default=3): vol.All(vol.Coerce(int), vol.Range(min=0, max=10)),
+    vol.Optional("tool_timeout", default=10.0): _positive(),
+    vol.Optional("volume_step", default=10): vol.All(vol.Coerce(int), vol.Range(min=1, max=50)),
+    vol.Optional("default_language", default="en"): vol.In(["en", "zh"]),
+    vol.Optional("max_timers", default=20): vol.All(vol.Coerce(int), vol.Range(min=1, max=1000)),
+    vol.Optional("timer_poll_seconds", default=1.0): vol.All(vol.Coerce(float), vol.Range(min=0.05, max=60)),
+    vol.Optional("timer_max_late_hours", default=12.0): _positive(),
+})
+
+
+@dataclass(frozen=True)
+class IntentSettings:
+    """Fast local intents matched before the LLM (pipeline/intents.py)."""
+
+    enabled: bool = True
+    languages: tuple[str, ...] = ("en", "zh")
+    sentences_file: str | None = None   # YAML {language: {intent: [template, ...]}} added to the built-ins
+    replace_builtin: bool = False       # True: only the file's templates are used
+    disabled: tuple[str, ...] = ()      # intent names never matched (they go to the LLM)
+
+
+INTENTS_SCHEMA = vol.Schema({
+    vol.Optional("enabled", default=True): vol.Boolean(),
+    vol.Optional("languages", default=["en", "zh"]): vol.All(_str_list, vol.Length(min=1), lambda t: tuple(s.lower() for s in t)),
+    vol.Optional("sentences_file", default=None): _opt_path,
+    vol.Optional("replace_builtin", default=False): vol.Boolean(),
+    vol.Optional("disabled", default=[]): _str_list,
+})
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    """Per-device dialogue in SQLite with a bounded context window and a rolling summary."""
+
+    enabled: bool = True
+    window_messages: int = 12        # newest messages given to the LLM verbatim
+    max_context_chars: int = 4000    # the verbatim window is also cut to this many characters
+    summary_chars: int = 800         # the rolling summary of older messages is kept under this
+    summarizer: str = "auto"         # auto (llm, extractive with the fake LLM) | llm | extractive
+    retention_days: float = 30.0     # dialogue older than this is deleted; 0 keeps it forever
+
+
+MEMORY_SCHEMA = vol.Schema({
+    vol.Optional("enabled", default=True): vol.Boolean(),
+    vol.Optional("window_messages", default=12): vol.All(vol.Coerce(int), vol.Range(min=2, max=200)),
+    vol.Optional("max_context_chars", default=4000): vol.All(vol.Coerce(int), vol.Range(min=200)),
+    vol.Optional("summary_chars", default=800): vol.All(vol.Coerce(int), vol.Range(min=100, max=20000)),
+    vol.Optional("summarizer", default="auto"): vol.In(["auto", "llm", "extractive"]),
+    vol.Optional("retention_days", default=30.0): _non_negative(),
+})
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -302,6 +368,9 @@ class Settings:
     fake: FakeSettings = field(default_factory=FakeSettings)
     ota: OTASettings = field(default_factory=OTASettings)
     mdns: MDNSSettings = field(default_factory=MDNSSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
+    intents: IntentSettings = field(default_factory=IntentSettings)
+    memory: MemorySettings = field(default_factory=MemorySettings)
     data_dir: str = "data"
     models_dir: str = "models/installed"
     log_level: str = "info"
@@ -327,6 +396,9 @@ _SECTIONS: dict[str, tuple[vol.Schema, type]] = {
     "fake": (FAKE_SCHEMA, FakeSettings),
     "ota": (OTA_SCHEMA, OTASettings),
     "mdns": (MDNS_SCHEMA, MDNSSettings),
+    "agent": (AGENT_SCHEMA, AgentSettings),
+    "intents": (INTENTS_SCHEMA, IntentSettings),
+    "memory": (MEMORY_SCHEMA, MemorySettings),
 }
 _TOP_LEVEL = {
     "data_dir": vol.Coerce(str),
