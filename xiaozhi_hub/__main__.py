@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         except ImportError as err:  # pragma: no cover - a broken optional module
             logging.getLogger(__name__).debug("subcommands of %s unavailable: %s", name, err)
             continue
-        module.register(sub)
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(sub)
     return parser
 
 

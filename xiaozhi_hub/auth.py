@@ -53,6 +53,8 @@ def strip_bearer(authorization: str | None) -> str | None:
     if not authorization:
         return None
     value = authorization.strip()
+    if value.lower() == "bearer":
+        return None
     if value[:7].lower() == "bearer ":
         value = value[7:].strip()
     return value or None

@@ -1,0 +1,68 @@
+"""The shared compute pool: per-engine limits, FIFO order across devices, busy instead of waiting."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from xiaozhi_hub.compute import ComputePool
+from xiaozhi_hub.providers.base import BusyError
+
+
+async def test_limit_is_respected_and_order_is_fifo():
+    pool = ComputePool(workers=4)
+    pool.set_limit("llm", 1)
+    running = 0
+    peak = 0
+    order: list[int] = []
+    lock = threading.Lock()
+
+    def work(i: int) -> int:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+            order.append(i)
+        return i
+
+    tasks = []
+    for i in range(6):
+        tasks.append(asyncio.create_task(pool.run("llm", work, i)))
+        await asyncio.sleep(0.001)  # arrival order
+    assert await asyncio.gather(*tasks) == list(range(6))
+    assert peak == 1
+    assert order == list(range(6))
+    pool.shutdown()
+
+
+async def test_waiting_longer_than_max_wait_raises_busy():
+    pool = ComputePool(workers=2)
+    pool.set_limit("llm", 1, max_wait=0.05)
+    first = asyncio.create_task(pool.run("llm", time.sleep, 0.3))
+    await asyncio.sleep(0.01)
+    with pytest.raises(BusyError):
+        await pool.run("llm", time.sleep, 0)
+    await first
+    # The slot is usable again and the timed-out waiter left no ghost behind.
+    await pool.run("llm", time.sleep, 0)
+    assert pool.limit("llm").active == 0
+    assert pool.stats["llm"]["busy"] == 1
+    pool.shutdown()
+
+
+async def test_cancelled_waiter_does_not_leak_a_slot():
+    pool = ComputePool(workers=2)
+    pool.set_limit("tts", 1)
+    hold = asyncio.create_task(pool.run("tts", time.sleep, 0.1))
+    await asyncio.sleep(0.01)
+    waiter = asyncio.create_task(pool.run("tts", time.sleep, 0))
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    await asyncio.gather(hold, waiter, return_exceptions=True)
+    await asyncio.wait_for(pool.run("tts", time.sleep, 0), 1)
+    assert pool.limit("tts").active == 0
+    pool.shutdown()
