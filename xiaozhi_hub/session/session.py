@@ -213,6 +213,8 @@ class Session:
             await self._drop_utterance()
             self.set_state(S.LISTENING)
             self.utterance = self._new_utterance()
+            if self.mode is ListenMode.MANUAL:
+                self.last_voice = time.monotonic()  # push-to-talk: the button press is the voice
         elif msg.state is ListenState.STOP:
             utt = self.utterance
             if self.state is S.LISTENING and utt is not None:

@@ -157,6 +157,7 @@ async def speak_reply(session: "Session", deltas: AsyncIterator[str], t_ref: flo
         await session.send(Alert("error", ERROR_TEXT, "sad", session_id=session.id))
     await session.send(Tts(TtsState.STOP, session_id=session.id))
     metrics.inc("frames_out", pacer.frames_sent)
+    session.last_voice = time.monotonic()  # the idle timeout counts from the end of the answer
     if session.state is SessionState.SPEAKING:
         _after_reply_state(session)
     if session._end_after_reply:
