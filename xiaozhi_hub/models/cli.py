@@ -1,0 +1,221 @@
+"""``xiaozhi-hub models list|install|verify|remove`` and ``xiaozhi-hub init-config``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .installer import Installer, InstallError
+from .manifest import Manifest, ManifestError, ModelEntry, load_manifest
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    from ..__main__ import add_common_flags
+
+    p = subparsers.add_parser("models", help="list, install, verify and remove offline models",
+                              description="Offline models from models/manifest.json, installed under models_dir.")
+    add_common_flags(p, suppress=True)
+    p.add_argument("--manifest", metavar="FILE", default=None, help="manifest to use (default models/manifest.json)")
+    p.add_argument("--models-dir", metavar="DIR", default=None, help="install folder (default: models_dir of hub.yaml)")
+    sub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+
+    ls = sub.add_parser("list", help="show known models and whether they are installed")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.set_defaults(func=_cmd_list)
+
+    ins = sub.add_parser("install", help="install models by id (resumable, verified)")
+    ins.add_argument("ids", nargs="*", metavar="ID")
+    ins.add_argument("--defaults", action="store_true", help="also install the default models (whisper-base, "
+                                                             "smollm2-135m-instruct, piper-en_US-joe-medium)")
+    ins.add_argument("--force", action="store_true", help="reinstall even when installed")
+    ins.add_argument("--no-verify", action="store_true",
+                     help="accept downloads that have no known sha256 (prints the hash it got)")
+    ins.set_defaults(func=_cmd_install)
+
+    ver = sub.add_parser("verify", help="check installed files against their sizes and hashes")
+    ver.add_argument("ids", nargs="*", metavar="ID", help="default: every installed model")
+    ver.set_defaults(func=_cmd_verify)
+
+    rm = sub.add_parser("remove", help="delete an installed model (registry packages stay in the venv)")
+    rm.add_argument("ids", nargs="+", metavar="ID")
+    rm.set_defaults(func=_cmd_remove)
+
+    init = subparsers.add_parser("init-config", help="write a default, commented hub.yaml",
+                                 description="Write a hub.yaml for the default offline models; never overwrites.")
+    add_common_flags(init, suppress=True)
+    init.add_argument("--output", "-o", metavar="FILE", default="hub.yaml", help="file to write (default hub.yaml)")
+    init.set_defaults(func=_cmd_init_config)
+
+
+def _context(args: argparse.Namespace, settings: "Settings") -> tuple[Manifest, Installer]:
+    manifest = load_manifest(args.manifest)
+    models_dir = args.models_dir or settings.models_dir
+    installer = Installer(manifest, models_dir, verify=not getattr(args, "no_verify", False))
+    return manifest, installer
+
+
+def _lookup(manifest: Manifest, ids: list[str]) -> list[ModelEntry]:
+    unknown = [i for i in ids if i not in manifest]
+    if unknown:
+        raise InstallError(f"unknown model id(s): {', '.join(unknown)} (see: xiaozhi-hub models list)")
+    return [manifest.get(i) for i in ids]
+
+
+def _human(n: int) -> str:
+    if n <= 0:
+        return "-"
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
+def _cmd_list(args: argparse.Namespace, settings: "Settings") -> int:
+    try:
+        manifest, installer = _context(args, settings)
+    except ManifestError as err:
+        print(f"xiaozhi-hub: {err}", file=sys.stderr)
+        return 1
+    rows = [{"id": e.id, "role": e.role, "engine": e.engine, "language": e.language, "size": e.size,
+             "license": e.license, "source": e.source.type, "verified": e.verified, "default": e.default,
+             "status": installer.status(e), "path": str(e.main_path(installer.models_dir))}
+            for e in manifest.entries]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'ID':32} {'ROLE':4} {'LANG':5} {'SIZE':>7}  {'SOURCE':8} {'STATUS':9} LICENSE")
+    for r in rows:
+        flag = "*" if r["default"] else (" " if r["verified"] else "!")
+        print(f"{r['id'] + flag:32} {r['role']:4} {r['language']:5} {_human(r['size']):>7}  "
+              f"{r['source']:8} {r['status']:9} {r['license']}")
+    print(f"\n* default model   ! no known sha256 (install needs --no-verify)   folder: {installer.models_dir}")
+    return 0
+
+
+def _cmd_install(args: argparse.Namespace, settings: "Settings") -> int:
+    try:
+        manifest, installer = _context(args, settings)
+        entries = _lookup(manifest, list(args.ids))
+    except (ManifestError, InstallError) as err:
+        print(f"xiaozhi-hub: {err}", file=sys.stderr)
+        return 1
+    if args.defaults:
+        entries = [*manifest.defaults(), *(e for e in entries if not e.default)]
+    if not entries:
+        print("xiaozhi-hub: name model ids to install, or --defaults", file=sys.stderr)
+        return 2
+    failed = 0
+    for entry in entries:
+        try:
+            path = asyncio.run(installer.install(entry, force=args.force))
+        except InstallError as err:
+            print(f"xiaozhi-hub: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        except KeyboardInterrupt:
+            print(f"\nxiaozhi-hub: {entry.id}: interrupted; run the same command again to resume", file=sys.stderr)
+            return 130
+        print(f"{entry.id}: installed at {path}")
+    return 1 if failed else 0
+
+
+def _cmd_verify(args: argparse.Namespace, settings: "Settings") -> int:
+    try:
+        manifest, installer = _context(args, settings)
+        entries = _lookup(manifest, list(args.ids)) if args.ids else [
+            e for e in manifest.entries if installer.status(e) in ("installed", "broken")]
+    except (ManifestError, InstallError) as err:
+        print(f"xiaozhi-hub: {err}", file=sys.stderr)
+        return 1
+    bad = 0
+    for entry in entries:
+        problems = installer.verify(entry)
+        if problems:
+            bad += 1
+            for p in problems:
+                print(f"FAIL {p}")
+        else:
+            print(f"ok   {entry.id}")
+    if not entries:
+        print("no installed models (install with: xiaozhi-hub models install --defaults)")
+    return 1 if bad else 0
+
+
+def _cmd_remove(args: argparse.Namespace, settings: "Settings") -> int:
+    try:
+        manifest, installer = _context(args, settings)
+        entries = _lookup(manifest, list(args.ids))
+    except (ManifestError, InstallError) as err:
+        print(f"xiaozhi-hub: {err}", file=sys.stderr)
+        return 1
+    for entry in entries:
+        if installer.remove(entry):
+            extra = ""
+            if entry.source.type == "registry":
+                extra = f" (pip package kept; free it with: pip uninstall {' '.join(r.split('==')[0] for r in entry.source.requirements)})"
+            print(f"{entry.id}: removed{extra}")
+        else:
+            print(f"{entry.id}: not installed")
+    return 0
+
+
+DEFAULT_CONFIG = """\
+# xiaozhi-hub configuration (written by `xiaozhi-hub init-config`).
+# Every key is optional; the values below are the defaults for a fully offline hub.
+# Override any key with XIAOZHI_<SECTION>__<KEY>=value, e.g. XIAOZHI_ASR__LANGUAGE=zh.
+
+server:
+  host: 0.0.0.0
+  ws_port: 8000        # devices connect to ws://<this machine>:8000/xiaozhi/v1/
+  http_port: 8003      # OTA / activation: http://<this machine>:8003/xiaozhi/ota/
+
+# Models are named by manifest id (see `xiaozhi-hub models list`, installed with
+# `xiaozhi-hub models install ID`) or by a path, e.g. model: /srv/models/my-model.gguf
+models_dir: models/installed
+
+asr:
+  provider: whisper    # whisper (batch, faster-whisper) | vosk (streaming)
+  model: whisper-base  # vosk: vosk-small-en-us-0.15, vosk-small-cn-0.22, vosk-ko, or a model folder
+  language: en         # a language code (en, zh, ...) or auto (Whisper detects it; slower)
+  beam_size: 1         # 1 is fastest; 5 is slightly more accurate
+  threads: 2
+
+llm:
+  provider: llamacpp   # llamacpp (in process) | openai (llama-server, Ollama, vLLM: set base_url)
+  model: smollm2-135m-instruct   # tiny; qwen2.5-0.5b-instruct-q4_k_m or -1.5b- answer far better
+  # base_url: http://127.0.0.1:8080/v1   # provider openai only; model = the server's model name
+  threads: 2
+  context_tokens: 2048
+  max_tokens: 160
+  temperature: 0.6
+  max_wait: 8.0        # seconds a device may wait for the LLM before it hears a "busy" answer
+
+tts:
+  provider: piper
+  voice: piper-en_US-joe-medium  # piper-en_US-lessac-medium, piper-en_US-amy-medium, piper-zh_CN-huayan-medium, or an .onnx path
+  length_scale: 1.0    # > 1 speaks slower
+"""
+
+
+def _cmd_init_config(args: argparse.Namespace, settings: "Settings") -> int:
+    out = Path(args.output)
+    if out.name == "config.yaml":
+        print("xiaozhi-hub: the hub's file is hub.yaml (config.yaml belongs to the Home Assistant add-on loader)",
+              file=sys.stderr)
+        return 2
+    if out.exists():
+        print(f"xiaozhi-hub: {out} exists; not overwriting it (remove it first to start over)", file=sys.stderr)
+        return 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(out, "x", encoding="utf-8") as f:   # "x": never clobber a file created meanwhile
+            f.write(DEFAULT_CONFIG)
+    except FileExistsError:
+        print(f"xiaozhi-hub: {out} exists; not overwriting it", file=sys.stderr)
+        return 1
+    print(f"wrote {out}")
+    return 0
