@@ -1,112 +1,354 @@
-"""The agent: one user utterance in, spoken text out (streamed), with tool calls in between.
+"""The agent: one user utterance in, spoken text out (streamed), with tools in between.
 
-The session hands the agent a :class:`DeviceLink`: the narrow view of the device the agent may use
-(its MCP tools, ending the conversation). The agent streams text deltas; the turn splits them into
-sentences and speaks them. Tool calls requested by the LLM run here, their results go back to the
-LLM, up to ``MAX_TOOL_DEPTH`` rounds.
+A transcript first meets the fast intent matcher (``pipeline/intents.py``): a common command
+("volume to thirty", "set a timer for ten minutes", "关灯") runs its built-in tool at once and the
+agent speaks the tool's short confirmation, without the LLM. Everything else goes to the LLM with
+the conversation memory (rolling summary + recent window) and every tool this device can reach:
+the built-ins, the device's MCP tools (names made valid for function calling and mapped back), its
+legacy IoT things as ``<thing>_<method>`` tools, and the home control tool when the Home Assistant
+hook knows entities. Tool results go back to the LLM for up to ``agent.max_tool_depth`` rounds;
+a failing tool becomes an error result the LLM can speak about, or a short spoken sentence when the
+LLM says nothing.
+
+The agent runs inside the session's Turn task, so barge-in/abort cancel it, including a tool call in
+flight. Each user message is committed to the dialogue store when the turn starts and each answer
+when it is complete (or cut off), each in its own transaction.
+
+Background services (the timer scheduler, memory retention, running summaries) are started and
+stopped by :func:`start`, which the app runs as a component.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import itertools
+import contextlib
 import json
 import logging
-from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping, Protocol, Sequence
+import time
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
+from ..memory.conversation import ConversationMemory
+from ..memory.store import DialogueStore
+from ..memory.summary import make_summarizer
 from ..protocol import mcp
 from ..providers.base import LLM, ChatMessage, TextDelta, ToolCall, ToolSpec
 from ..settings import Settings
+from ..store.db import Database
+from ..tools.builtin import builtin_registry, home_tool
+from ..tools.home_assistant import NoHomeControl, home_control
+from ..tools.registry import (DeviceLink, Tool, ToolContext, ToolEnv, ToolError, ToolRegistry, ToolResult, schema,
+                              unique_name)
+from ..tools.timers import TimerService
+from .intents import IntentCall, IntentMatch, IntentMatcher, detect_language, intent_call
 
 if TYPE_CHECKING:
     from ..context import HubContext
 
 log = logging.getLogger(__name__)
 
-MAX_TOOL_DEPTH = 3
-HISTORY_TURNS = 8
+__all__ = ["Agent", "DeviceLink", "create_agent", "device_tool_specs", "start"]
+
+MAX_TOOL_DEPTH = 3          # default of settings.agent.max_tool_depth
+PRUNE_INTERVAL = 6 * 3600   # how often dialogue past its retention is deleted
+
+FAILED = {"en": "Sorry, I couldn't do that.", "zh": "抱歉，我没能做到。"}
+DONE = {"en": "Done.", "zh": "好了。"}
 
 
-class DeviceLink(Protocol):
-    """What a session offers the agent."""
-
-    device_id: str
-    session_id: str
-
-    def device_tools(self) -> Sequence[mcp.McpTool]: ...
-
-    async def call_device_tool(self, name: str, arguments: Mapping[str, Any]) -> str: ...
-
-    def end_conversation(self) -> None:
-        """Close the channel once the current reply has been spoken."""
-
-
-def device_tool_specs(tools: Sequence[mcp.McpTool]) -> dict[str, tuple[ToolSpec, str]]:
+def device_tool_specs(tools: Sequence[mcp.McpTool], taken: Sequence[str] = ()) -> dict[str, tuple[ToolSpec, str]]:
     """LLM function name -> (spec, device tool name). Names are sanitised and kept unique."""
     out: dict[str, tuple[ToolSpec, str]] = {}
+    used = set(taken)
     for tool in tools:
-        base = mcp.function_name(tool.name)
-        name = base
-        for n in itertools.count(2):
-            if name not in out:
-                break
-            name = f"{base[:60]}_{n}"
+        name = unique_name(tool.name, used)
+        used.add(name)
         out[name] = (ToolSpec(name, tool.description, dict(tool.input_schema)), tool.name)
     return out
 
 
+def _device_tool(name: str, device_name: str, description: str, params: Mapping[str, Any], timeout: float) -> Tool:
+    async def call(tctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
+        try:
+            text = await tctx.link.call_device_tool(device_name, args)
+        except (asyncio.CancelledError, ToolError):
+            raise
+        except Exception as err:  # McpCallError: the device's own error text
+            raise ToolError(str(err) or "device tool failed") from err
+        return ToolResult(text)
+
+    return Tool(name, description, params, call, timeout)
+
+
+_IOT_TYPES = {"number": "number", "boolean": "boolean", "string": "string", "integer": "integer"}
+
+
+def iot_tools(descriptors: Mapping[str, Mapping[str, Any]], taken: set[str]) -> list[Tool]:
+    """Legacy IoT things (PROTOCOL.md 4.7) as tools: ``<thing>_<method>`` sends an ``iot`` command
+    (the device does not answer), ``<thing>_get_state`` reads the last reported state."""
+    out: list[Tool] = []
+    for thing, desc in descriptors.items():
+        methods = desc.get("methods") if isinstance(desc.get("methods"), Mapping) else {}
+        for method, mdesc in methods.items():
+            mdesc = mdesc if isinstance(mdesc, Mapping) else {}
+            params = mdesc.get("parameters") if isinstance(mdesc.get("parameters"), Mapping) else {}
+            props = {p: {"type": _IOT_TYPES.get(str((spec or {}).get("type")), "string"),
+                         "description": str((spec or {}).get("description", ""))}
+                     for p, spec in params.items()}
+            name = unique_name(f"{thing}_{method}", taken)
+            taken.add(name)
+            out.append(Tool(name, f"{desc.get('description', thing)}: {mdesc.get('description', method)}",
+                            schema(props, list(props)), _iot_call(str(thing), str(method))))
+        if isinstance(desc.get("properties"), Mapping) and desc["properties"]:
+            name = unique_name(f"{thing}_get_state", taken)
+            taken.add(name)
+            out.append(Tool(name, f"Read the state of {desc.get('description', thing)}.", schema(),
+                            _iot_state(str(thing))))
+    return out
+
+
+def _iot_call(thing: str, method: str) -> Callable[[ToolContext, Mapping[str, Any]], Awaitable[ToolResult]]:
+    async def call(tctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
+        await tctx.link.send_iot_command([{"name": thing, "method": method, "parameters": dict(args)}])
+        return ToolResult({"ok": True, "sent": f"{thing}.{method}"})
+
+    return call
+
+
+def _iot_state(thing: str) -> Callable[[ToolContext, Mapping[str, Any]], Awaitable[ToolResult]]:
+    async def call(tctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
+        return ToolResult(dict(tctx.link.iot_states.get(thing, {})))
+
+    return call
+
+
 class Agent:
-    def __init__(self, settings: Settings, llm: LLM) -> None:
+    """Owns the tools, the intent matcher, the conversation memory and the timer service."""
+
+    def __init__(self, settings: Settings, llm: LLM, db: Database | None = None,
+                 ctx: "HubContext | None" = None,
+                 find_session: Callable[[str], Any] | None = None) -> None:
         self.settings = settings
         self.llm = llm
-        self._history: dict[str, collections.deque[ChatMessage]] = {}
+        self.ctx = ctx
+        self.registry: ToolRegistry = builtin_registry(settings.agent.tool_timeout)
+        self.matcher: IntentMatcher | None = (IntentMatcher.from_settings(settings.intents)
+                                              if settings.intents.enabled else None)
+        self.memory: ConversationMemory | None = None
+        self.timers: TimerService | None = None
+        if db is not None:
+            self.memory = ConversationMemory(DialogueStore(db, settings.memory),
+                                             make_summarizer(settings.memory.summarizer, llm), settings.memory)
+            if find_session is None and ctx is not None:
+                find_session = ctx.registry.by_device
+            self.timers = TimerService(db, settings, find_session or (lambda _d: None))
+        self.env = ToolEnv(settings, timers=self.timers, memory=self.memory, home=None)
+        # Without a database (or with memory disabled) the context lives in process only.
+        self._volatile: dict[str, collections.deque[ChatMessage]] = {}
+        self._prune_task: asyncio.Task[None] | None = None
+        self.started = False
 
-    def history(self, device_id: str) -> collections.deque[ChatMessage]:
-        h = self._history.get(device_id)
-        if h is None:
-            h = self._history[device_id] = collections.deque(maxlen=HISTORY_TURNS * 2)
-        return h
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Start the timer scheduler and memory retention (idempotent)."""
+        if self.started:
+            return
+        self.started = True
+        if self.timers is not None:
+            await self.timers.start()
+        if self.memory is not None and self.settings.memory.retention_days > 0:
+            self._prune_task = asyncio.ensure_future(self._prune_loop())
+            self._prune_task.set_name("memory-retention")
 
+    async def close(self) -> None:
+        if self._prune_task is not None:
+            self._prune_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prune_task
+            self._prune_task = None
+        if self.timers is not None:
+            await self.timers.close()
+        if self.memory is not None:
+            await self.memory.close()
+        self.started = False
+
+    async def _prune_loop(self) -> None:
+        assert self.memory is not None
+        while True:
+            try:
+                n = await self.memory.store.prune()
+                if n:
+                    log.info("deleted %d dialogue messages past their retention", n)
+            except Exception:
+                log.exception("dialogue retention failed")
+            await asyncio.sleep(PRUNE_INTERVAL)
+
+    # ------------------------------------------------------------------ helpers
+    def _home(self) -> Any:
+        return home_control(self.ctx) if self.ctx is not None else (self.env.home or NoHomeControl())
+
+    def _tool_context(self, link: DeviceLink, lang: str) -> ToolContext:
+        self.env.home = self._home()
+        return ToolContext(link, self.env, lang)
+
+    def _metric(self, name: str, seconds: float | None = None) -> None:
+        metrics = self.ctx.extras.get("metrics") if self.ctx is not None else None
+        if metrics is None:
+            return
+        if seconds is None:
+            metrics.inc(name)
+        else:
+            metrics.observe(name, seconds)
+
+    def match_intent(self, text: str) -> tuple[IntentMatch, IntentCall] | None:
+        """The intent and tool call for ``text``, or None (→ LLM)."""
+        if self.matcher is None:
+            return None
+        from ..tools.home_assistant import find_entity
+
+        home = self._home()
+
+        def resolve(name: str) -> str | None:
+            entity = find_entity(home, name)
+            return entity.name if entity is not None else None
+
+        match = self.matcher.match(text, resolve)
+        if match is None:
+            return None
+        if match.intent in ("timer_set", "timer_list", "timer_cancel", "alarm_cancel", "timer_cancel_all",
+                            "alarm_set") and self.timers is None:
+            return None
+        call = intent_call(match, self.env.now())
+        return (match, call) if call is not None else None
+
+    def tools_for(self, link: DeviceLink) -> ToolRegistry:
+        """The built-ins plus this device's MCP and IoT tools (and home control when entities exist)."""
+        taken = {t.name for t in self.registry}
+        extra: list[Tool] = []
+        timeout = self.settings.session.mcp_call_timeout + 1.0
+        for name, (spec, device_name) in device_tool_specs(link.device_tools(), sorted(taken)).items():
+            extra.append(_device_tool(name, device_name, spec.description, spec.parameters, timeout))
+            taken.add(name)
+        extra.extend(iot_tools(getattr(link, "iot_descriptors", {}) or {}, taken))
+        entities = self._home().entities()
+        if entities:
+            extra.append(home_tool(sorted({e.name for e in entities})))
+        return self.registry.with_tools(extra)
+
+    async def _remember(self, device_id: str, role: str, content: str, interrupted: bool = False) -> None:
+        if self.memory is not None and self.memory.enabled:
+            await self.memory.add(device_id, role, content, interrupted)
+        else:
+            h = self._volatile.setdefault(device_id, collections.deque(maxlen=self.settings.memory.window_messages))
+            if content.strip():
+                h.append(ChatMessage(role, content))
+
+    async def _context(self, device_id: str) -> list[ChatMessage]:
+        system = self.settings.llm.system_prompt
+        if self.memory is not None and self.memory.enabled:
+            return await self.memory.chat_messages(device_id, system)
+        return [ChatMessage("system", system), *self._volatile.get(device_id, ())]
+
+    # ------------------------------------------------------------------ the turn
     async def reply(self, link: DeviceLink, text: str) -> AsyncIterator[str]:
         """Stream the spoken answer to ``text`` as text deltas."""
-        history = self.history(link.device_id)
-        tools = device_tool_specs(link.device_tools())
-        messages: list[ChatMessage] = [ChatMessage("system", self.settings.llm.system_prompt), *history,
-                                       ChatMessage("user", text)]
-        answer: list[str] = []
-        for depth in range(MAX_TOOL_DEPTH + 1):
-            calls: list[ToolCall] = []
-            offered = [spec for spec, _ in tools.values()] if depth < MAX_TOOL_DEPTH else []
-            async for event in self.llm.stream(messages, offered):
-                if isinstance(event, TextDelta):
-                    if event.text:
-                        answer.append(event.text)
-                        yield event.text
-                elif isinstance(event, ToolCall):
-                    calls.append(event)
-            if not calls:
-                break
-            messages.append(ChatMessage("assistant", "", tool_calls=tuple(calls)))
-            for call in calls:
-                result = await self._run_tool(link, tools, call)
-                messages.append(ChatMessage("tool", result, tool_call_id=call.id, name=call.name))
-        history.append(ChatMessage("user", text))
-        history.append(ChatMessage("assistant", "".join(answer)))
+        text = text.strip()
+        if not text:
+            return
+        t0 = time.perf_counter()
+        found = self.match_intent(text)
+        self._metric("intent_match", time.perf_counter() - t0)
+        if found is not None:
+            self._metric("intent_turns")
+            async for delta in self._intent_reply(link, text, *found):
+                yield delta
+            return
+        self._metric("llm_turns")
+        async for delta in self._llm_reply(link, text):
+            yield delta
 
-    async def _run_tool(self, link: DeviceLink, tools: Mapping[str, tuple[ToolSpec, str]], call: ToolCall) -> str:
-        entry = tools.get(call.name)
-        if entry is None:
-            return json.dumps({"error": f"unknown tool {call.name}"})
+    async def _intent_reply(self, link: DeviceLink, text: str, match: IntentMatch,
+                            call: IntentCall) -> AsyncIterator[str]:
+        log.info("device %s: intent %s %s", link.device_id, match.intent, dict(call.arguments))
+        forgetting = call.tool == "forget_conversation"
+        if not forgetting:
+            await self._remember(link.device_id, "user", text)
+        tctx = self._tool_context(link, match.lang)
         try:
-            return await link.call_device_tool(entry[1], call.arguments)
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:  # a tool error becomes a result the LLM can speak about
-            log.info("device %s tool %s failed: %s", link.device_id, entry[1], err)
-            return json.dumps({"error": str(err)})
+            result = await self.registry.call(call.tool, call.arguments, tctx)
+            say = result.say or DONE[match.lang]
+        except ToolError as err:
+            log.info("device %s: intent %s failed: %s", link.device_id, match.intent, err)
+            say = err.say or FAILED[match.lang]
+        if forgetting:
+            self._volatile.pop(link.device_id, None)
+        yield say
+        if not forgetting:
+            await self._remember(link.device_id, "assistant", say)
+
+    async def _llm_reply(self, link: DeviceLink, text: str) -> AsyncIterator[str]:
+        lang = detect_language(text)
+        messages = [*await self._context(link.device_id), ChatMessage("user", text)]
+        await self._remember(link.device_id, "user", text)
+        tools = self.tools_for(link)
+        tctx = self._tool_context(link, lang)
+        max_depth = self.settings.agent.max_tool_depth
+        answer: list[str] = []
+        fallback = ""          # spoken when the LLM ends without words after calling tools
+        complete = False
+        try:
+            for depth in range(max_depth + 1):
+                offered = tools.specs() if depth < max_depth else []
+                calls: list[ToolCall] = []
+                said: list[str] = []
+                async for event in self.llm.stream(messages, offered):
+                    if isinstance(event, TextDelta):
+                        if event.text:
+                            answer.append(event.text)
+                            said.append(event.text)
+                            yield event.text
+                    elif isinstance(event, ToolCall) and offered:
+                        calls.append(event)
+                if not calls:
+                    break
+                messages.append(ChatMessage("assistant", "".join(said), tool_calls=tuple(calls)))
+                for call in calls:
+                    result, say = await self._run_llm_tool(tools, call, tctx)
+                    if say:
+                        fallback = say
+                    messages.append(ChatMessage("tool", result, tool_call_id=call.id, name=call.name))
+            if not "".join(answer).strip() and fallback:
+                answer.append(fallback)
+                yield fallback
+            complete = True
+        finally:
+            # Committed even when the turn is cancelled (barge-in): what was said so far, marked.
+            spoken = "".join(answer).strip()
+            if spoken:
+                await self._remember(link.device_id, "assistant", spoken, interrupted=not complete)
+            if self.memory is not None and self.memory.enabled:
+                self.memory.schedule_summary(link.device_id)
+
+    async def _run_llm_tool(self, tools: ToolRegistry, call: ToolCall, tctx: ToolContext) -> tuple[str, str]:
+        """Run one tool the LLM asked for → (result text for the LLM, sentence to speak if it stays silent)."""
+        log.info("device %s: LLM calls %s %s", tctx.link.device_id, call.name, json.dumps(call.arguments)[:200])
+        try:
+            result = await tools.call(call.name, call.arguments, tctx)
+        except ToolError as err:
+            log.info("device %s: tool %s failed: %s", tctx.link.device_id, call.name, err)
+            return json.dumps({"error": str(err)}, ensure_ascii=False), err.say or FAILED[tctx.lang]
+        return result.for_llm(), result.say or DONE[tctx.lang]
 
 
 async def create_agent(ctx: "HubContext") -> Agent:
     """Build the hub's agent (called once by the app after the providers are loaded)."""
-    return Agent(ctx.settings, ctx.providers.llm)
+    return Agent(ctx.settings, ctx.providers.llm, db=ctx.db, ctx=ctx)
+
+
+async def start(ctx: "HubContext") -> Callable[[], Awaitable[None]] | None:
+    """App component hook: start the agent's background services; returns their closer."""
+    agent = ctx.extras.get("agent")
+    if not isinstance(agent, Agent) or agent.started:
+        return None
+    await agent.start()
+    return agent.close
