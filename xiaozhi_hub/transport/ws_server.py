@@ -73,13 +73,18 @@ class FloodGuard:
         self.over_since: float | None = None
 
     def allow(self) -> bool | None:
-        """True: process; False: drop this frame; None: the sender has flooded too long."""
+        """True: process; False: drop this frame; None: the sender has flooded too long.
+
+        A sender is "over" from the first dropped frame until its bucket refills to half: a flood at
+        5x the rate still gets every fifth frame through, but it stays over and is closed after the grace.
+        """
         now = time.monotonic()
         self.tokens = min(self.rate, self.tokens + (now - self.last) * self.rate)
         self.last = now
+        if self.tokens >= self.rate / 2:
+            self.over_since = None
         if self.tokens >= 1:
             self.tokens -= 1
-            self.over_since = None
             return True
         if self.over_since is None:
             self.over_since = now
