@@ -283,11 +283,16 @@ OTA_SCHEMA = vol.Schema({
 class MDNSSettings:
     enabled: bool = True
     name: str | None = None          # instance name; None = "xiaozhi-hub-<host>"
+    interfaces: tuple[str, ...] = ()  # IPv4 addresses to advertise on (and advertise); () = all, LAN address
 
 
 MDNS_SCHEMA = vol.Schema({
     vol.Optional("enabled", default=True): vol.Boolean(),
     vol.Optional("name", default=None): _opt_str,
+    vol.Optional("interfaces", default=[]): vol.All(
+        vol.Any(None, [vol.All(vol.Coerce(str), vol.Match(r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$",
+                                                          msg="must be IPv4 addresses such as 192.168.1.10"))]),
+        lambda v: tuple(v or ())),
 })
 
 

@@ -1,0 +1,1 @@
+"""Tests for xiaozhi_hub.net: OTA, activation, firmware store, devices, mDNS."""
