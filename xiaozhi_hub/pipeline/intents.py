@@ -292,7 +292,8 @@ def compile_template(template: str) -> tuple[str, list[tuple[str, str, str]]]:
 
 _CJK = r"\u3400-\u9fff"
 _HAS_CJK = re.compile(rf"[{_CJK}]")
-_PUNCT = re.compile(r"(?<!\d)[.:](?!\d)|[,!?;\"“”‘’«»()\[\]{}<>，。！？；、…~～—-]+(?!\d)")
+# A "." or ":" survives only between digits ("7:30", "3.5"); a "-" only before a digit.
+_PUNCT = re.compile(r"(?<!\d)[.:]|[.:](?!\d)|[,!?;\"“”‘’«»()\[\]{}<>，。！？；、…~～—-]+(?!\d)")
 _EN_PREFIX = re.compile(r"^(?:(?:hey|hi|hello|ok|okay|so|um|uh|please|xiaozhi|assistant|can you|could you|"
                         r"would you|will you|i want you to|i'd like you to|i would like you to|go ahead and|"
                         r"i want to|i'd like to|let's|let us)\s+)+")

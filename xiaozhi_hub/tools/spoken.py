@@ -256,8 +256,9 @@ def _parse_chinese_duration(s: str) -> int | None:
     return int(round(total))
 
 
-def format_duration(seconds: int, lang: str) -> str:
-    """Speakable duration: "1 hour and 30 minutes", "1小时30分钟"."""
+def format_duration(seconds: int, lang: str, compound: bool = False) -> str:
+    """Speakable duration: "1 hour and 30 minutes", "1小时30分钟"; ``compound`` for use before a
+    noun ("a 10 minute timer"), where English units stay singular."""
     seconds = max(0, int(round(seconds)))
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
@@ -267,7 +268,7 @@ def format_duration(seconds: int, lang: str) -> str:
     words = []
     for n, unit in ((h, "hour"), (m, "minute"), (s, "second")):
         if n:
-            words.append(f"{n} {unit}{'' if n == 1 else 's'}")
+            words.append(f"{n} {unit}{'' if n == 1 or compound else 's'}")
     if not words:
         return "0 seconds"
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]

@@ -84,7 +84,7 @@ class Timer:
                 return f"{self.label + '的' if self.label else ''}{at}的闹钟"
             return f"the {self.label + ' ' if self.label else ''}alarm at {at}"
         left = format_duration(int(round(self.remaining(now))), lang)
-        name = self.label or format_duration(int(self.duration or 0), lang)
+        name = self.label or format_duration(int(self.duration or 0), lang, compound=True)
         if lang == "zh":
             return f"{name}的计时器，还剩{left}"
         return f"the {name} timer, {left} left"
@@ -101,7 +101,7 @@ class Timer:
         elif self.label:
             text = f"时间到了：{self.label}。" if zh else f"Time's up: {self.label}."
         else:
-            d = format_duration(int(self.duration or 0), self.lang)
+            d = format_duration(int(self.duration or 0), self.lang, compound=True)
             text = f"{d}的计时器时间到了。" if zh else f"Your {d} timer is done."
         if late >= 60:
             ago = format_duration(int(late // 60) * 60, self.lang)
