@@ -5,18 +5,24 @@ silence are normal. Downlink: the hub sends one raw Opus packet per binary messa
 declared in its hello (24 kHz by default).
 
 Codec state is per stream (Opus is stateful between packets), so every session owns its own
-:class:`OpusDecoder`/:class:`OpusEncoder`. They are cheap: a few KB of C state, created in
-microseconds. The calls are fast enough to run inline (see ``bench`` numbers in the module tests),
-but callers that batch many frames may route them through the shared ComputePool.
+:class:`OpusDecoder`/:class:`OpusEncoder`. They are cheap: a few KB of C state, ~0.1 ms to create.
+Measured on a 2-core EPYC VM, per 60 ms frame: decode 16 kHz ~40 µs, decode 24 kHz ~70 µs, encode
+24 kHz ~260 µs. Decoding is cheap enough to run inline on the event loop; encoding a whole sentence
+(tens of frames) belongs in the shared ComputePool (``compute.run("opus", enc.encode_all, pcm)``).
+Libopus is called directly into reused buffers: opuslib's own wrappers convert every output sample
+through a Python list, which cost ~150 µs per decoded frame.
 """
 
 from __future__ import annotations
 
+import ctypes
+
 import opuslib
+import opuslib.api
 import opuslib.api.ctl
 import opuslib.api.decoder
 import opuslib.api.encoder
-import opuslib.exceptions
+import opuslib.api.info
 
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 FRAME_MS_CHOICES = (10, 20, 40, 60)  # 2.5/5 ms are valid Opus but useless here
@@ -28,6 +34,11 @@ APPLICATIONS = {"audio": opuslib.APPLICATION_AUDIO, "voip": opuslib.APPLICATION_
 
 class OpusError(ValueError):
     """A packet libopus refused (corrupt, truncated, or longer than the decoder accepts)."""
+
+
+def _strerror(code: int) -> str:
+    msg = opuslib.api.info.strerror(code)
+    return msg.decode() if isinstance(msg, bytes) else str(msg)
 
 
 def _check_format(sample_rate: int, channels: int, frame_ms: int) -> None:
@@ -56,23 +67,23 @@ class OpusDecoder:
         self.frame_samples = sample_rate * frame_ms // 1000
         self._max_samples = self.frame_samples if strict else sample_rate * MAX_PACKET_MS // 1000
         self._dec = opuslib.Decoder(sample_rate, channels)
+        self._pcm = (ctypes.c_int16 * (self._max_samples * channels))()
+
+    def _decode(self, packet: bytes | None, length: int, max_samples: int) -> bytes:
+        n = opuslib.api.decoder.libopus_decode(self._dec.decoder_state, packet, length, self._pcm, max_samples, 0)
+        if n < 0:
+            raise OpusError(f"cannot decode {length}-byte Opus packet: {_strerror(n)}")
+        return ctypes.string_at(self._pcm, n * self.channels * 2)
 
     def decode(self, packet: bytes) -> bytes:
         """One packet → PCM. An empty packet means "lost": libopus conceals one frame of it."""
         if not packet:
             return self.conceal()
-        try:
-            return self._dec.decode(bytes(packet), self._max_samples)
-        except opuslib.exceptions.OpusError as err:
-            raise OpusError(f"cannot decode {len(packet)}-byte Opus packet: {err}") from None
+        return self._decode(bytes(packet), len(packet), self._max_samples)
 
     def conceal(self) -> bytes:
         """Packet-loss concealment for one frame (keeps the decoder's timeline continuous)."""
-        try:
-            return opuslib.api.decoder.decode(self._dec.decoder_state, None, 0, self.frame_samples,
-                                              False, channels=self.channels)
-        except opuslib.exceptions.OpusError as err:  # pragma: no cover - libopus never fails PLC
-            raise OpusError(f"packet-loss concealment failed: {err}") from None
+        return self._decode(None, 0, self.frame_samples)
 
     def reset(self) -> None:
         """Forget inter-packet state (the firmware does this on every ``tts start``)."""
@@ -98,6 +109,7 @@ class OpusEncoder:
         self.frame_samples = sample_rate * frame_ms // 1000
         self.frame_bytes = self.frame_samples * channels * 2
         self._enc = opuslib.Encoder(sample_rate, channels, APPLICATIONS[application])
+        self._out = (ctypes.c_char * MAX_PACKET_BYTES)()
         if bitrate is not None:
             self._enc.bitrate = bitrate
         if complexity is not None:
@@ -112,10 +124,12 @@ class OpusEncoder:
                              f"at {self.sample_rate} Hz is {self.frame_bytes} bytes")
         if len(pcm_frame) < self.frame_bytes:
             pcm_frame = bytes(pcm_frame) + bytes(self.frame_bytes - len(pcm_frame))
-        try:
-            return self._enc.encode(bytes(pcm_frame), self.frame_samples)
-        except opuslib.exceptions.OpusError as err:  # pragma: no cover - only on misuse
-            raise OpusError(f"Opus encode failed: {err}") from None
+        pcm = ctypes.cast(bytes(pcm_frame), opuslib.api.c_int16_pointer)
+        n = opuslib.api.encoder.libopus_encode(self._enc.encoder_state, pcm, self.frame_samples,
+                                               self._out, MAX_PACKET_BYTES)
+        if n < 0:  # pragma: no cover - only on misuse (wrong frame size)
+            raise OpusError(f"Opus encode failed: {_strerror(n)}")
+        return ctypes.string_at(self._out, n)
 
     def encode_all(self, pcm: bytes) -> list[bytes]:
         """Split PCM into frames and encode each; the last frame is padded."""
