@@ -34,9 +34,13 @@ class VoskASR:
         self.language = language
 
     def open_stream(self) -> "VoskStream":
+        return VoskStream(self)
+
+    def new_recognizer(self) -> Any:
+        """A KaldiRecognizer (~60 ms to build, so it is made on a compute thread, not the event loop)."""
         from vosk import KaldiRecognizer
 
-        return VoskStream(self, KaldiRecognizer(self.model, UPLINK_SAMPLE_RATE))
+        return KaldiRecognizer(self.model, UPLINK_SAMPLE_RATE)
 
     async def aclose(self) -> None:
         self.model = None
@@ -49,14 +53,17 @@ class VoskStream:
     ``last_partial`` keeps Vosk's raw result dict for diagnostics.
     """
 
-    def __init__(self, asr: VoskASR, recognizer: Any) -> None:
+    def __init__(self, asr: VoskASR) -> None:
         self._asr = asr
-        self._rec: Any = recognizer
+        self._rec: Any = None
+        self._closed = False
         self._segments: list[str] = []     # text of segments Kaldi already finalised (endpoints)
         self._shown = ""
         self.last_partial: dict[str, Any] = {}
 
     def _accept(self, pcm: bytes) -> dict[str, Any]:
+        if self._rec is None:
+            self._rec = self._asr.new_recognizer()
         if self._rec.AcceptWaveform(pcm):
             return json.loads(self._rec.Result())
         return json.loads(self._rec.PartialResult())
@@ -65,7 +72,7 @@ class VoskStream:
         return " ".join(t for t in (*self._segments, tail) if t).strip()
 
     async def feed(self, pcm: bytes) -> Transcript | None:
-        if self._rec is None:
+        if self._closed:
             raise ProviderError("ASR stream is closed")
         if not pcm:
             return None
@@ -82,13 +89,19 @@ class VoskStream:
             return Transcript(text=text, final=False, language=self._asr.language)
         return None
 
+    def _final(self) -> dict[str, Any]:
+        if self._rec is None:       # nothing was fed
+            return {"text": ""}
+        return json.loads(self._rec.FinalResult())
+
     async def finish(self) -> Transcript:
-        if self._rec is None:
+        if self._closed:
             raise ProviderError("ASR stream is closed")
-        result = json.loads(await self._asr.compute.run("asr", self._rec.FinalResult))
+        result = await self._asr.compute.run("asr", self._final)
         return Transcript(text=self._text(result.get("text", "")), final=True, language=self._asr.language)
 
     async def close(self) -> None:
+        self._closed = True
         self._rec = None
 
 

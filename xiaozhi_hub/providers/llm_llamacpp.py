@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Mapping, Sequence
 
 from ..models import DEFAULT_LLM, resolve_model
-from .base import ChatMessage, LLMEvent, ProviderError, TextDelta, ToolCall, ToolSpec
+from .base import BusyError, ChatMessage, LLMEvent, ProviderError, TextDelta, ToolCall, ToolSpec
 
 if TYPE_CHECKING:
     from ..compute import ComputePool
@@ -254,6 +254,10 @@ def to_template_messages(messages: Sequence[ChatMessage], tools: Sequence[ToolSp
 # ---------------------------------------------------------------------------- provider
 
 
+def _token_text(llm: Any, token: int) -> str:
+    return llm.detokenize([token], special=True).decode("utf-8", "replace") if token != -1 else ""
+
+
 @dataclass
 class GenerationStats:
     prompt_tokens: int = 0
@@ -280,9 +284,8 @@ class LlamaCppLLM:
         self.timeout = timeout
         template = llm.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
         self.native_tools = "tools" in template
-        model = llm._model
-        self.eos_text = model.token_get_text(llm.token_eos()) if llm.token_eos() != -1 else ""
-        bos_text = model.token_get_text(llm.token_bos()) if llm.token_bos() != -1 else ""
+        self.eos_text = _token_text(llm, llm.token_eos())
+        bos_text = _token_text(llm, llm.token_bos())
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=self.eos_text, bos_token=bos_text)
         self.tool_role = self.native_tools or self._renders_tool_role()
         self._lock = threading.Lock()    # belt and braces: the "llm" slot already serialises generations
@@ -407,7 +410,10 @@ class LlamaCppLLM:
     async def aclose(self) -> None:
         llm, self.llm = self.llm, None
         if llm is not None:
-            await self.compute.run("llm", llm.close)
+            try:
+                await self.compute.run("llm", llm.close)
+            except BusyError:   # a generation still runs; the model is freed when it is collected
+                log.warning("llama.cpp model closed while busy")
 
 
 def load_model(path: str, n_ctx: int, threads: int) -> Any:

@@ -66,10 +66,24 @@ class PiperTTS:
 
 
 def load_voice(model_path: str, config_path: str) -> Any:
-    """Load the ONNX voice and warm it up (the first inference initialises ONNX Runtime)."""
-    from piper import PiperVoice
+    """Load the ONNX voice and warm it up (the first inference initialises ONNX Runtime).
 
-    voice = PiperVoice.load(model_path, config_path)
+    The session is built here rather than by ``PiperVoice.load`` to turn off ONNX Runtime's
+    thread spinning: after each sentence its idle workers would otherwise busy-wait, burning
+    ~60 ms of CPU per sentence that Whisper or llama.cpp on the same two cores need.
+    """
+    import json
+
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    with open(config_path, encoding="utf-8") as f:
+        config = PiperConfig.from_dict(json.load(f))
+    session = onnxruntime.InferenceSession(model_path, sess_options=options, providers=["CPUExecutionProvider"])
+    voice = PiperVoice(config=config, session=session)
     for _ in voice.synthesize("Ready."):
         pass
     return voice
