@@ -626,10 +626,11 @@ class SimulatedDevice:
         state = rec.data.get("state")
         if state == "start":
             turn = self.turn
-            if turn is None or turn.tts_stop_at is not None or turn.tts_start_at is not None:
+            if turn is None or turn.tts_stop_at is not None:
                 turn = self._new_turn("push")  # the hub speaks unprompted (announcement)
             turn.messages.append(rec)
-            turn.tts_start_at = rec.t
+            if turn.tts_start_at is None:      # a repeated start keeps the turn; the FW just clears queues
+                turn.tts_start_at = rec.t
             self._play_end = 0.0
             if self._decoder is not None:
                 self._decoder.reset()  # FW: entering speaking resets the decoder and clears queues
