@@ -113,3 +113,48 @@ def test_native_style_passes_tools_and_structured_calls_to_the_template():
     assert msgs[2]["tool_calls"][0]["function"] == {"name": "set_light", "arguments": {"room": "hall"}}
     assert msgs[3]["tool_call_id"] == "c1"
     json.dumps(msgs)   # what the template receives is plain JSON data
+
+
+# A reduced ChatML template with native tools, shaped like Qwen2.5's (tools listed in the system turn,
+# calls rendered from tool_call.function with arguments|tojson, tool results as <tool_response>).
+QWEN_LIKE = """
+{%- if tools %}<|im_start|>system
+{{ messages[0].content }}
+<tools>
+{%- for tool in tools %}
+{{ tool | tojson }}
+{%- endfor %}
+</tools><|im_end|>
+{% endif %}
+{%- for message in messages %}
+{%- if message.role == "system" and tools %}
+{%- elif message.role == "assistant" and message.tool_calls %}<|im_start|>assistant
+{%- for tool_call in message.tool_calls %}{% set call = tool_call.function %}
+<tool_call>
+{"name": "{{ call.name }}", "arguments": {{ call.arguments | tojson }}}
+</tool_call>
+{%- endfor %}<|im_end|>
+{% elif message.role == "tool" %}<|im_start|>user
+<tool_response>
+{{ message.content }}
+</tool_response><|im_end|>
+{% else %}<|im_start|>{{ message.role }}
+{{ message.content }}<|im_end|>
+{% endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}<|im_start|>assistant
+{% endif %}"""
+
+
+def test_native_messages_render_through_a_qwen_style_template():
+    Jinja2ChatFormatter = pytest.importorskip("llama_cpp.llama_chat_format").Jinja2ChatFormatter
+    msgs, tools = to_template_messages(HISTORY, [LIGHT], native_tools=True, default_system="Be brief.")
+    prompt = Jinja2ChatFormatter(template=QWEN_LIKE, eos_token="<|im_end|>", bos_token="")(
+        messages=msgs, tools=tools).prompt
+    assert '"name": "set_light"' in prompt and "<tools>" in prompt
+    assert '<tool_call>\n{"name": "set_light", "arguments": {"room": "hall"}}\n</tool_call>' in prompt
+    assert '<tool_response>\n{"ok": true}\n</tool_response>' in prompt
+    assert prompt.endswith("<|im_start|>assistant\n")
+    # ...and what such a model answers is parsed back into a call.
+    reply = '<tool_call>\n{"name": "set_light", "arguments": {"room": "kitchen"}}\n</tool_call>'
+    assert [c.arguments for c in calls_of(run([reply]))] == [{"room": "kitchen"}]
