@@ -165,6 +165,7 @@ def load_model(path: str, threads: int) -> Any:
     """
     from faster_whisper import WhisperModel
 
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)   # it logs every decode at INFO
     model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=threads, num_workers=1)
     segments, _info = model.transcribe(np.zeros(UPLINK_SAMPLE_RATE, dtype=np.float32), language="en",
                                        beam_size=1, without_timestamps=True, vad_filter=False)
