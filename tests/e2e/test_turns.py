@@ -163,7 +163,7 @@ async def test_mcp_tools_are_listed_and_callable(start_hub):
         assert await session.call_device_tool("self.audio_speaker.set_volume", {"volume": 30}) == "true"
         assert dev.volume == 30
         # Every request the hub sent used a numeric id.
-        assert all(isinstance(c.get("id"), int) for c in dev.mcp_calls if isinstance(c, dict))
+        assert dev.mcp_calls and all(isinstance(c.id, int) for c in dev.mcp_calls)
 
 
 @pytest.mark.parametrize("version", [2, 3])

@@ -333,9 +333,12 @@ class Session:
         if self.state is S.CLOSED:
             return
         self.state = S.CLOSED
+        # The close frame goes out first, so in-flight work being cancelled cannot pre-empt the code;
+        # waiting for the device's close reply (it may never send one) overlaps the cleanup.
+        closing = asyncio.ensure_future(self.conn.close(code, reason))
         await self._cleanup()
         with contextlib.suppress(Exception):
-            await self.conn.close(code, reason)
+            await closing
 
     async def on_disconnect(self) -> None:
         """The socket is gone (device dropped TCP, or we closed it)."""
