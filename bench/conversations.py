@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import random
 
+import aiohttp
+
 from xiaozhi_hub.audio import pcm as pcmlib
 from xiaozhi_hub.simulator import SimulatedDevice
 
@@ -31,14 +33,38 @@ async def _device(url: str, turns: int, speech: bytes, delay: float) -> list:
     return records
 
 
+CLIENT_LAG: list[float] = []
+
+
+async def _client_lag(period: float = 0.05) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        t = loop.time()
+        await asyncio.sleep(period)
+        CLIENT_LAG.append(max(0.0, loop.time() - t - period))
+
+
+async def _hub_quantile(port: int, name: str, q: str) -> float | None:
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"http://127.0.0.1:{port}/metrics") as r:
+            text = await r.text()
+    for line in text.splitlines():
+        if line.startswith(f'xiaozhi_{name}_seconds{{quantile="{q}"}}'):
+            return float(line.split()[-1])
+    return None
+
+
 async def run(devices: int = 50, turns: int = 3) -> list[tuple[str, str, str]]:
     config = {"asr": {"provider": "fake"}, "llm": {"provider": "fake"}, "tts": {"provider": "fake"},
               "fake": {"llm_chunk_delay_ms": 0}, "session": {"idle_timeout": 600, "mcp_enabled": False}}
     speech = pcmlib.voice_like(1000)
     with hub_process(config) as hub:
         random.seed(7)
+        lag_task = asyncio.create_task(_client_lag())
         results = await asyncio.gather(*(_device(hub.ws_url, turns, speech, random.uniform(0, 1.0))
                                          for _ in range(devices)))
+        lag_task.cancel()
+        hub_lag = await _hub_quantile(hub.http_port, "loop_lag", "0.99")
     latencies: list[float] = []
     jitter: list[float] = []
     expected = received = lost = 0
@@ -63,4 +89,6 @@ async def run(devices: int = 50, turns: int = 3) -> list[tuple[str, str, str]]:
         ("downlink interval jitter p99", f"{pct(jitter, 99)} ms", "<= 20 ms"),
         ("frames expected / received", f"{expected} / {received}", ""),
         ("frames lost", f"{lost}", "0"),
+        ("hub event-loop lag p99 (last 512 samples)", f"{(hub_lag or 0) * 1000:.1f} ms", ""),
+        ("simulators' event-loop lag p99", f"{pct(CLIENT_LAG, 99)} ms", ""),
     ]

@@ -63,6 +63,15 @@ def load_or_create_hub_id(data_dir: Path) -> str:
     return value
 
 
+async def watch_loop_lag(metrics: Metrics, period: float = 0.05) -> None:
+    """Record how late the event loop wakes up: the hub's own contribution to audio jitter."""
+    loop = asyncio.get_running_loop()
+    while True:
+        t = loop.time()
+        await asyncio.sleep(period)
+        metrics.observe("loop_lag", max(0.0, loop.time() - t - period))
+
+
 def configure_compute(settings: Settings) -> ComputePool:
     cores = os.cpu_count() or 2
     pool = ComputePool(workers=max(4, cores * 2))
@@ -101,6 +110,8 @@ class Hub:
         ctx = HubContext(settings=settings, db=db, auth=Authenticator(settings.auth, secret), compute=compute,
                          registry=SessionRegistry(), providers=providers, hub_id=load_or_create_hub_id(data_dir))
         ctx.extras["metrics"] = Metrics()
+        lag = asyncio.create_task(watch_loop_lag(ctx.extras["metrics"]), name="loop-lag")
+        self._closers.append(self._async(lag.cancel))
         ctx.extras["agent"] = await create_agent(ctx)
         self.ctx = ctx
 
