@@ -225,3 +225,30 @@ async def test_d_kill_9_during_a_turn_loses_no_committed_dialogue(tmp_path):
     assert rows(data / "hub.db") == [(DEVICE, "user", "tell me about the weather", 0),
                                      (DEVICE, "assistant", reply, 0),
                                      (DEVICE, "user", "tell me about the weather", 0)]
+
+
+async def test_goodbye_ends_the_conversation_after_a_short_goodbye(hubs):
+    hub = await hubs(fake={"asr_text": "goodbye"})
+    async with SimulatedDevice(ws_url(hub), device_id=DEVICE) as dev:
+        turn = await dev.run_turn(SPEECH)
+        assert turn.sentences == ["Goodbye!"] and turn.played
+        await dev.wait_until(lambda: dev.closed, 5)
+        assert dev.close_code == 1000
+
+
+@pytest.mark.xfail(reason="needs the transport fix: ws_server send_text/send_bytes use asyncio.wait_for, which on "
+                          "Python 3.11 swallows the abort's cancellation when a send completes at that moment, so "
+                          "the turn is not cancelled (asyncio.timeout fixes it)", strict=False)
+async def test_an_aborted_llm_reply_is_stored_as_interrupted(hubs):
+    hub = await hubs(fake={"asr_text": "tell me a story", "llm_reply": "Once upon a time. " * 10,
+                           "llm_chunk_delay_ms": 100})
+    store = hub.ctx.extras["agent"].memory.store
+    async with SimulatedDevice(ws_url(hub), device_id=DEVICE) as dev:
+        await dev.run_turn(SPEECH, abort_after_ms=300)
+        for _ in range(100):
+            msgs = await store.messages(DEVICE)
+            if len(msgs) == 2:
+                break
+            await asyncio.sleep(0.02)
+    assert [(m.role, m.interrupted) for m in msgs] == [("user", False), ("assistant", True)]
+    assert msgs[1].content.startswith("Once upon a time.") and len(msgs[1].content) < len("Once upon a time. " * 10)

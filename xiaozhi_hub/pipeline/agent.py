@@ -122,6 +122,20 @@ def _iot_state(thing: str) -> Callable[[ToolContext, Mapping[str, Any]], Awaitab
     return call
 
 
+class _Answer:
+    """The assistant's answer as it streams, and whether it was completed and stored."""
+
+    def __init__(self, device_id: str) -> None:
+        self.device_id = device_id
+        self.parts: list[str] = []
+        self.complete = False
+        self.committed = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts).strip()
+
+
 class Agent:
     """Owns the tools, the intent matcher, the conversation memory and the timer service."""
 
@@ -146,6 +160,7 @@ class Agent:
         # Without a database (or with memory disabled) the context lives in process only.
         self._volatile: dict[str, collections.deque[ChatMessage]] = {}
         self._prune_task: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[None]] = set()   # answers committed after their turn ended
         self.started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -161,6 +176,8 @@ class Agent:
             self._prune_task.set_name("memory-retention")
 
     async def close(self) -> None:
+        if self._writes:
+            await asyncio.wait(list(self._writes), timeout=2.0)
         if self._prune_task is not None:
             self._prune_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -282,9 +299,10 @@ class Agent:
             say = err.say or FAILED[match.lang]
         if forgetting:
             self._volatile.pop(link.device_id, None)
-        yield say
-        if not forgetting:
+        else:
+            # The answer is complete before it is spoken: commit it now, a barge-in cannot lose it.
             await self._remember(link.device_id, "assistant", say)
+        yield say
 
     async def _llm_reply(self, link: DeviceLink, text: str) -> AsyncIterator[str]:
         lang = detect_language(text)
@@ -293,9 +311,13 @@ class Agent:
         tools = self.tools_for(link)
         tctx = self._tool_context(link, lang)
         max_depth = self.settings.agent.max_tool_depth
-        answer: list[str] = []
+        answer = _Answer(link.device_id)
+        # A cancelled turn (barge-in) may leave this generator suspended at a ``yield`` until it is
+        # garbage-collected; the task's done callback commits the partial answer promptly instead.
+        task = asyncio.current_task()
+        if task is not None:
+            task.add_done_callback(lambda _t: self._commit_later(answer))
         fallback = ""          # spoken when the LLM ends without words after calling tools
-        complete = False
         try:
             for depth in range(max_depth + 1):
                 offered = tools.specs() if depth < max_depth else []
@@ -304,7 +326,7 @@ class Agent:
                 async for event in self.llm.stream(messages, offered):
                     if isinstance(event, TextDelta):
                         if event.text:
-                            answer.append(event.text)
+                            answer.parts.append(event.text)
                             said.append(event.text)
                             yield event.text
                     elif isinstance(event, ToolCall) and offered:
@@ -317,17 +339,31 @@ class Agent:
                     if say:
                         fallback = say
                     messages.append(ChatMessage("tool", result, tool_call_id=call.id, name=call.name))
-            if not "".join(answer).strip() and fallback:
-                answer.append(fallback)
+            if not answer.text and fallback:
+                answer.parts.append(fallback)
                 yield fallback
-            complete = True
+            answer.complete = True
         finally:
             # Committed even when the turn is cancelled (barge-in): what was said so far, marked.
-            spoken = "".join(answer).strip()
-            if spoken:
-                await self._remember(link.device_id, "assistant", spoken, interrupted=not complete)
-            if self.memory is not None and self.memory.enabled:
-                self.memory.schedule_summary(link.device_id)
+            await self._commit(answer)
+
+    async def _commit(self, answer: "_Answer") -> None:
+        """Store the assistant's answer once (complete, or marked interrupted), then maybe summarise."""
+        if answer.committed:
+            return
+        answer.committed = True
+        if answer.text:
+            await self._remember(answer.device_id, "assistant", answer.text, interrupted=not answer.complete)
+        if self.memory is not None and self.memory.enabled:
+            self.memory.schedule_summary(answer.device_id)
+
+    def _commit_later(self, answer: "_Answer") -> None:
+        if answer.committed:
+            return
+        task = asyncio.ensure_future(self._commit(answer))
+        task.set_name(f"commit-answer:{answer.device_id}")
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     async def _run_llm_tool(self, tools: ToolRegistry, call: ToolCall, tctx: ToolContext) -> tuple[str, str]:
         """Run one tool the LLM asked for → (result text for the LLM, sentence to speak if it stays silent)."""

@@ -253,8 +253,11 @@ class ToolRegistry:
 async def run_tool(tool: Tool, args: Mapping[str, Any], tctx: ToolContext, timeout: float) -> ToolResult:
     clean = validate_arguments(tool.parameters, args)
     try:
-        return await asyncio.wait_for(tool.handler(tctx, clean), timeout)
-    except asyncio.TimeoutError:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+        # arrives as the tool finishes, and a barge-in must always stop the turn.
+        async with asyncio.timeout(timeout):
+            return await tool.handler(tctx, clean)
+    except TimeoutError:
         log.info("device %s: tool %s timed out after %.1fs", tctx.link.device_id, tool.name, timeout)
         raise ToolError(f"{tool.name} timed out", tctx.pick("Sorry, that took too long.",
                                                             "抱歉，操作超时了。")) from None

@@ -250,8 +250,9 @@ class TimerService:
                 log.exception("timer scheduler failed; retrying")
                 delay = max(poll, 1.0)
             self._wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):  # not wait_for: it can swallow close()'s cancel on 3.11
+                    await self._wake.wait()
 
     async def deliver_due(self) -> int:
         """Announce due timers whose device is ready; returns how many are still waiting."""
