@@ -21,7 +21,6 @@ import asyncio
 import json
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 from xiaozhi_hub.audio import pcm as pcmlib
@@ -77,9 +76,9 @@ async def _turns(url: str, turns: int, speech: bytes) -> tuple[list[float], list
 
 
 def _real_llm_available() -> bool:
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
         return False
     from xiaozhi_hub.models import load_manifest
 

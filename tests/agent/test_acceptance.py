@@ -122,7 +122,7 @@ async def test_c_timer_is_announced_on_the_device_when_due(hubs):
         await dev.wait_for("tts", state="stop", timeout=5)
         announced = next(t for t in dev.turns if msg in t.messages)
         assert announced.played and announced.dropped == 0    # spoken, not just shown
-    assert await hub.ctx.extras["agent"].timers.store.list(DEVICE) == []
+    assert await hub.ctx.extras["agent"].timers.store.for_device(DEVICE) == []
 
 
 async def test_c_timer_survives_a_hub_restart_and_is_announced_on_reconnect(hubs):
@@ -138,7 +138,7 @@ async def test_c_timer_survives_a_hub_restart_and_is_announced_on_reconnect(hubs
         msg = await dev.wait_for("tts", state="sentence_start", timeout=8)
         assert msg.data["text"] == "Your 3 second timer is done."
         await dev.wait_for("tts", state="stop", timeout=5)
-    assert await hub2.ctx.extras["agent"].timers.store.list(DEVICE) == []
+    assert await hub2.ctx.extras["agent"].timers.store.for_device(DEVICE) == []
 
 
 class RecordingLLM:

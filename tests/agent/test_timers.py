@@ -59,13 +59,13 @@ async def test_add_list_cancel(db):
     await svc.add_timer(DEV, 600, "", "en")
     await svc.add_timer(DEV, 60, "pasta", "en")
     await svc.add_timer("other", 60)
-    assert [t.label for t in await svc.list(DEV)] == ["pasta", ""]
+    assert [t.label for t in await svc.active(DEV)] == ["pasta", ""]
     assert [t.label for t in await svc.cancel(DEV, label="PASTA")] == ["pasta"]
     await svc.add_timer(DEV, 30)
     assert [t.duration for t in await svc.cancel(DEV)] == [30]          # the next one due
     await svc.add_timer(DEV, 5)
     assert len(await svc.cancel(DEV, all_=True)) == 2
-    assert await svc.list(DEV) == [] and len(await svc.list("other")) == 1
+    assert await svc.active(DEV) == [] and len(await svc.active("other")) == 1
 
 
 async def test_limit_per_device(db):
@@ -96,7 +96,7 @@ async def test_due_timer_waits_for_its_device_then_is_announced_once(db):
     assert await svc.deliver_due() == 0
     await settle(svc)
     assert session.spoken == ["Your 2 minute timer is done."]
-    assert await svc.list(DEV) == []
+    assert await svc.active(DEV) == []
     assert await svc.deliver_due() == 0 and session.spoken == ["Your 2 minute timer is done."]
 
 
@@ -110,14 +110,14 @@ async def test_announcement_cut_by_a_disconnect_is_retried(db):
     await svc.deliver_due()
     first.state = State.CLOSED                            # the device leaves while it is spoken
     await settle(svc)
-    assert len(await svc.store.list(DEV)) == 1
+    assert len(await svc.store.for_device(DEV)) == 1
     second = FakeSession()
     sessions[DEV] = second
     clock.t += 120
     await svc.deliver_due()
     await settle(svc)
     assert second.spoken == ["Time's up: tea. It went off 2 minutes ago."]
-    assert await svc.store.list(DEV) == []
+    assert await svc.store.for_device(DEV) == []
 
 
 async def test_a_timer_missed_for_too_long_is_dropped(db):
@@ -126,7 +126,7 @@ async def test_a_timer_missed_for_too_long_is_dropped(db):
     await svc.add_timer(DEV, 10)
     clock.t += 2 * 3600
     assert await svc.deliver_due() == 0
-    assert await svc.store.list(DEV) == []
+    assert await svc.store.for_device(DEV) == []
 
 
 async def test_timers_survive_a_restart(tmp_path):
@@ -198,6 +198,6 @@ async def test_alarm_by_voice_is_stored_for_the_next_occurrence(tmp_path, db):
     agent.env.now = lambda: fixed
     said = await collect(agent.reply(FakeLink(), "set an alarm for 7 am"))
     assert said == "Alarm set for 7 AM tomorrow."
-    (alarm,) = await agent.timers.list(FakeLink().device_id)
+    (alarm,) = await agent.timers.active(FakeLink().device_id)
     assert alarm.kind == "alarm" and alarm.due_at == fixed.replace(day=10, hour=7, minute=0).timestamp()
     await agent.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 from ..providers.base import ChatMessage
@@ -70,7 +71,7 @@ class ConversationMemory:
         task = asyncio.ensure_future(self._summarize(device_id))
         task.set_name(f"summary:{device_id}")
         self._tasks[device_id] = task
-        task.add_done_callback(lambda t, d=device_id: self._task_done(d, t))
+        task.add_done_callback(functools.partial(self._task_done, device_id))
 
     def _task_done(self, device_id: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(device_id) is task:

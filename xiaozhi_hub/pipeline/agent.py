@@ -88,10 +88,14 @@ def iot_tools(descriptors: Mapping[str, Mapping[str, Any]], taken: set[str]) -> 
     (the device does not answer), ``<thing>_get_state`` reads the last reported state."""
     out: list[Tool] = []
     for thing, desc in descriptors.items():
-        methods = desc.get("methods") if isinstance(desc.get("methods"), Mapping) else {}
+        methods: Mapping[str, Any] = desc.get("methods") or {}
+        if not isinstance(methods, Mapping):
+            methods = {}
         for method, mdesc in methods.items():
             mdesc = mdesc if isinstance(mdesc, Mapping) else {}
-            params = mdesc.get("parameters") if isinstance(mdesc.get("parameters"), Mapping) else {}
+            params: Mapping[str, Any] = mdesc.get("parameters") or {}
+            if not isinstance(params, Mapping):
+                params = {}
             props = {p: {"type": _IOT_TYPES.get(str((spec or {}).get("type")), "string"),
                          "description": str((spec or {}).get("description", ""))}
                      for p, spec in params.items()}

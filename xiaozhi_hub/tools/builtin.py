@@ -141,7 +141,7 @@ async def cancel_timer(tctx: ToolContext, args: Mapping[str, Any]) -> ToolResult
 
 
 async def list_timers(tctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
-    timers = await _timers(tctx).list(tctx.link.device_id)
+    timers = await _timers(tctx).active(tctx.link.device_id)
     now = tctx.env.timers.clock() if tctx.env.timers else 0.0
     data = [{"id": t.id, "kind": t.kind, "label": t.label, "seconds_left": int(t.remaining(now))} for t in timers]
     if not timers:

@@ -23,7 +23,7 @@ from ..protocol import mcp
 from ..providers.base import ToolSpec
 
 if TYPE_CHECKING:
-    from ..memory.store import DialogueStore
+    from ..memory.conversation import ConversationMemory
     from ..settings import Settings
     from .home_assistant import HomeControl
     from .timers import TimerService
@@ -80,7 +80,7 @@ class ToolEnv:
 
     settings: "Settings"
     timers: "TimerService | None" = None
-    memory: "DialogueStore | None" = None
+    memory: "ConversationMemory | None" = None
     home: "HomeControl | None" = None
     now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now().astimezone())
     # Last volume per device before a mute, so "unmute" can restore it.

@@ -135,7 +135,7 @@ class TimerStore:
 
         return await self.db.transaction(write)
 
-    async def list(self, device_id: str) -> list[Timer]:
+    async def for_device(self, device_id: str) -> list[Timer]:
         rows = await self.db.fetchall("SELECT * FROM timers WHERE device_id = ? ORDER BY due_at, id", (device_id,))
         return [Timer.from_row(r) for r in rows]
 
@@ -197,13 +197,14 @@ class TimerService:
         self._wake.set()
         return timer
 
-    async def list(self, device_id: str) -> list[Timer]:
-        return [t for t in await self.store.list(device_id) if t.id not in self._delivering]
+    async def active(self, device_id: str) -> list[Timer]:
+        """The device's timers and alarms, soonest first (those being announced excluded)."""
+        return [t for t in await self.store.for_device(device_id) if t.id not in self._delivering]
 
     async def cancel(self, device_id: str, label: str | None = None, kind: str | None = None,
                      all_: bool = False) -> list[Timer]:
         """Cancel matching timers: all of them, those whose label matches, or else the next one due."""
-        timers = await self.list(device_id)
+        timers = await self.active(device_id)
         if kind:
             timers = [t for t in timers if t.kind == kind]
         if not all_:
