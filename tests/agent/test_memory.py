@@ -211,3 +211,39 @@ async def test_memory_disabled_stores_nothing(tmp_path, db):
     await collect(agent.reply(link, "hello"))
     assert await agent.memory.store.messages(link.device_id) == []
     await agent.close()
+
+
+async def test_a_new_turn_stops_a_running_llm_summary_and_it_resumes_afterwards(tmp_path, db):
+    class Gate:
+        """An LLM whose summaries block until released; chat replies are instant."""
+
+        name = "gate"
+
+        def __init__(self) -> None:
+            self.release = asyncio.Event()
+            self.summaries_started = 0
+
+        async def stream(self, messages, tools=()):
+            if messages[0].content.startswith("You keep the memory"):
+                self.summaries_started += 1
+                await self.release.wait()
+                yield TextDelta("Summary.")
+                return
+            yield TextDelta("Reply.")
+
+    llm = Gate()
+    agent = Agent(settings(tmp_path, memory={"window_messages": 2, "summarizer": "llm"}), llm, db=db)
+    link = FakeLink()
+    await collect(agent.reply(link, "one"))
+    await collect(agent.reply(link, "two"))          # 4 messages > window 2: a summary starts
+    await asyncio.sleep(0.05)
+    assert llm.summaries_started == 1
+    t0 = asyncio.get_running_loop().time()
+    assert await collect(agent.reply(link, "three")) == "Reply."   # not stuck behind the summary
+    assert asyncio.get_running_loop().time() - t0 < 1
+    await asyncio.sleep(0.05)
+    assert llm.summaries_started == 2                 # rescheduled after the turn
+    llm.release.set()
+    await agent.memory.wait_idle()
+    assert (await agent.memory.store.summary(link.device_id))[0] == "Summary."
+    await agent.close()

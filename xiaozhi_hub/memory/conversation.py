@@ -79,6 +79,15 @@ class ConversationMemory:
         if not task.cancelled() and task.exception() is not None:
             log.error("summary for %s failed", device_id, exc_info=task.exception())
 
+    async def yield_to_turn(self, device_id: str) -> None:
+        """Stop a running summary of ``device_id``: a new turn needs the LLM (one generation at a
+        time on a small machine) more than the summary does; it is rescheduled after the turn."""
+        task = self._tasks.pop(device_id, None)
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
     async def _summarize(self, device_id: str) -> None:
         # Loop: a long backlog (e.g. after raising the window) may need more than one pass.
         for _ in range(8):

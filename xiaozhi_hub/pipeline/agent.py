@@ -310,6 +310,8 @@ class Agent:
 
     async def _llm_reply(self, link: DeviceLink, text: str) -> AsyncIterator[str]:
         lang = detect_language(text)
+        if self.memory is not None:
+            await self.memory.yield_to_turn(link.device_id)
         messages = [*await self._context(link.device_id), ChatMessage("user", text)]
         await self._remember(link.device_id, "user", text)
         tools = self.tools_for(link)
