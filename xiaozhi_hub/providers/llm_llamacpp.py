@@ -340,20 +340,25 @@ class LlamaCppLLM:
             limit = max_tokens or self.max_tokens
             tokens = self._prompt_tokens(messages, tools, limit)
             stats.prompt_tokens = len(tokens)
+            pieces: list[str] = []
             try:
                 for chunk in self.llm.create_completion(
                         tokens, max_tokens=min(limit, self.llm.n_ctx() - len(tokens)),
                         temperature=self.temperature if temperature is None else temperature,
                         stream=True, stop=[self.eos_text] if self.eos_text else [],
                         stopping_criteria=StoppingCriteriaList([should_stop])):
-                    stats.completion_tokens += 1
                     text = chunk["choices"][0]["text"]
                     if text:
+                        pieces.append(text)
                         emit(text)
                     if stop.is_set():
                         break
             except ValueError as err:
                 raise ProviderError(f"llama.cpp: {err}") from err
+            # Stream chunks can merge tokens (text held back while it could be a stop string): count tokens.
+            generated = "".join(pieces)
+            stats.completion_tokens = len(self.llm.tokenize(generated.encode("utf-8"), add_bos=False,
+                                                            special=True)) if generated else 0
         stats.stopped = stop.is_set() or time.monotonic() > deadline
         stats.seconds = time.monotonic() - t0
         self.last_stats = stats
@@ -434,9 +439,15 @@ async def create(settings: "Settings", compute: "ComputePool") -> LlamaCppLLM:
             raise ProviderError(f"llm model folder {path} has no .gguf file")
         path = ggufs[0]
     compute.set_limit("llm", 1, s.max_wait)
+    # llama.cpp (OpenMP build) is ~1.8x slower per token once it has been driven from more than one
+    # OS thread (each caller gets its own OpenMP team and libgomp throttles spinning when teams
+    # outnumber cores: 100 -> 55 tok/s measured). A pool that can pin a kind to one thread fixes it.
+    pin = getattr(compute, "pin", None)
+    if callable(pin):
+        pin("llm")
     t0 = time.monotonic()
     try:
-        llm = await compute.run("load", load_model, str(path), s.context_tokens, s.threads)
+        llm = await compute.run("llm", load_model, str(path), s.context_tokens, s.threads)
     except Exception as err:
         raise ProviderError(f"llm model {path}: cannot load with llama.cpp ({err})") from err
     provider = LlamaCppLLM(llm, compute, system_prompt=s.system_prompt, max_tokens=s.max_tokens,
