@@ -348,7 +348,7 @@ class MemorySettings:
     window_messages: int = 12        # newest messages given to the LLM verbatim
     max_context_chars: int = 4000    # the verbatim window is also cut to this many characters
     summary_chars: int = 800         # the rolling summary of older messages is kept under this
-    summarizer: str = "auto"         # auto (llm, extractive with the fake LLM) | llm | extractive
+    summarizer: str = "auto"         # auto (llm for a remote openai LLM, else extractive) | llm | extractive
     retention_days: float = 30.0     # dialogue older than this is deleted; 0 keeps it forever
 
 

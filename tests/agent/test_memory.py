@@ -69,8 +69,9 @@ async def test_overflow_is_folded_into_an_extractive_summary_deterministically(d
     w = await store.window(DEV)
     assert w.summary == summary and [m.content[:10] for m in w.messages] == ["Question 2", "Answer 2. "]
     chat = await memory.chat_messages(DEV, "You are helpful.")
-    assert chat[0].content == f"You are helpful.\n\n{SUMMARY_HEADER}\n{summary}"
-    assert [m.role for m in chat[1:]] == ["user", "assistant"]
+    assert chat[0].content == "You are helpful."           # unchanged: the provider's cached prefix
+    assert chat[1].content == f"{SUMMARY_HEADER}\n{summary}"
+    assert [m.role for m in chat[1:]] == ["system", "user", "assistant"]
 
 
 async def test_summary_keeps_the_newest_lines_under_the_limit():
@@ -97,8 +98,10 @@ async def test_llm_summary_and_its_fallback():
             yield  # pragma: no cover
 
     assert await LLMSummarizer(Failing()).summarize("", msgs, 200) == "User: My name is Ann."
-    assert isinstance(make_summarizer("auto", FakeLLM(FakeSettings())), ExtractiveSummarizer)
-    assert isinstance(make_summarizer("auto", llm), LLMSummarizer)
+    assert isinstance(make_summarizer("auto", FakeLLM(FakeSettings()), remote=True), ExtractiveSummarizer)
+    assert isinstance(make_summarizer("auto", llm), ExtractiveSummarizer)        # in-process: keep the cache
+    assert isinstance(make_summarizer("auto", llm, remote=True), LLMSummarizer)
+    assert isinstance(make_summarizer("llm", llm), LLMSummarizer)
 
 
 async def test_forget_removes_everything_and_a_late_summary_is_discarded(db):

@@ -41,12 +41,16 @@ class ConversationMemory:
         return await self.store.window(device_id)
 
     async def chat_messages(self, device_id: str, system_prompt: str) -> list[ChatMessage]:
-        """System prompt (with the summary appended) followed by the window, oldest first."""
+        """The system prompt, the summary as a second system message, then the window, oldest first.
+
+        The summary is not appended to the system prompt: providers add the tool list to the first
+        system message, and a prompt prefix that stays the same keeps llama.cpp's cache of it (a
+        changed summary would otherwise re-evaluate every tool schema, seconds on a small board).
+        """
         window = await self.context(device_id)
-        system = system_prompt
+        out = [ChatMessage("system", system_prompt)]
         if window.summary:
-            system = f"{system_prompt}\n\n{SUMMARY_HEADER}\n{window.summary}"
-        out = [ChatMessage("system", system)]
+            out.append(ChatMessage("system", f"{SUMMARY_HEADER}\n{window.summary}"))
         for m in window.messages:
             content = m.content
             if m.interrupted and m.role == "assistant":

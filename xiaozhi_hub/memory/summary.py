@@ -90,8 +90,14 @@ class LLMSummarizer:
         return text
 
 
-def make_summarizer(kind: str, llm: LLM) -> Summarizer:
-    """``auto`` uses the LLM unless it is the fake (whose canned reply would make a useless summary)."""
-    if kind == "extractive" or (kind == "auto" and getattr(llm, "name", "") == "fake"):
+def make_summarizer(kind: str, llm: LLM, remote: bool = False) -> Summarizer:
+    """``auto`` uses the LLM only when it runs on a separate server (``remote``).
+
+    An in-process llama.cpp model has one generation slot and one prompt cache: a summary evicts the
+    cached system prompt and tool list, and the next turn re-evaluates all of it (measured +3.5 s on
+    2 cores with smollm2-135m). The fake LLM's canned reply would make a useless summary. ``llm``
+    forces LLM summaries anyway; the extractive one is always the fallback.
+    """
+    if kind == "extractive" or (kind == "auto" and (not remote or getattr(llm, "name", "") == "fake")):
         return ExtractiveSummarizer()
     return LLMSummarizer(llm)

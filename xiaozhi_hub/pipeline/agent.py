@@ -156,7 +156,9 @@ class Agent:
         self.timers: TimerService | None = None
         if db is not None:
             self.memory = ConversationMemory(DialogueStore(db, settings.memory),
-                                             make_summarizer(settings.memory.summarizer, llm), settings.memory)
+                                             make_summarizer(settings.memory.summarizer, llm,
+                                                             remote=settings.llm.provider == "openai"),
+                                             settings.memory)
             if find_session is None and ctx is not None:
                 find_session = ctx.registry.by_device
             self.timers = TimerService(db, settings, find_session or (lambda _d: None))
