@@ -47,9 +47,10 @@ class McpClient:
         fut: asyncio.Future[mcp.McpResponse] = asyncio.get_running_loop().create_future()
         self._pending[req.id] = fut
         try:
-            await self._send(HubMcp(req.to_wire()))
-            return await asyncio.wait_for(fut, timeout or self._timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout or self._timeout):
+                await self._send(HubMcp(req.to_wire()))
+                return await fut
+        except TimeoutError:
             raise McpCallError(f"device did not answer {method} in {timeout or self._timeout:.0f}s") from None
         finally:
             self._pending.pop(req.id, None)

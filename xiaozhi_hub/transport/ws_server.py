@@ -46,15 +46,19 @@ class WsConnection:
         self.ws = ws
         self.remote = remote
 
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation (abort, barge-in)
+    # that arrives just as the send completes, and the turn would keep talking.
     async def send_text(self, text: str) -> None:
         if self.ws.closed:
             raise ConnectionResetError("socket closed")
-        await asyncio.wait_for(self.ws.send_str(text), SEND_TIMEOUT)
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await self.ws.send_str(text)
 
     async def send_bytes(self, data: bytes) -> None:
         if self.ws.closed:
             raise ConnectionResetError("socket closed")
-        await asyncio.wait_for(self.ws.send_bytes(data), SEND_TIMEOUT)
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await self.ws.send_bytes(data)
 
     async def close(self, code: int, reason: str) -> None:
         await self.ws.close(code=code, message=reason.encode()[:120])
