@@ -47,7 +47,7 @@ async def api_status(request: web.Request) -> web.Response:
         "sessions": session_info(ctx),
         "providers": {k: getattr(getattr(ctx.providers, k), "name", type(getattr(ctx.providers, k)).__name__)
                       for k in ("vad", "asr", "llm", "tts")},
-        "latency": {name: m.summary(name) for name in ("first_audio", "asr_final", "first_sentence_ready")},
+        "latency": {name: m.summary(name) for name in ("asr_final", "first_token", "first_sentence", "first_synth", "first_audio")},
         "counters": dict(m.counters),
     })
 

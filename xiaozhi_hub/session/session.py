@@ -9,6 +9,7 @@ answered with ``tts stop`` and no audio frame follows it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -81,7 +82,7 @@ class Session:
         self._warned_binary = False
         self.closed = asyncio.Event()
         self.frames_in = 0
-        self.last_turn: dict[str, float] = {}
+        self.turn_log: collections.deque[dict[str, float]] = collections.deque(maxlen=16)
 
     # ------------------------------------------------------------------ helpers
     def __repr__(self) -> str:

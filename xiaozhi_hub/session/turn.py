@@ -12,6 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, AsyncIterator
 
+from ..metrics import Metrics
 from ..pipeline.agent import Agent
 from ..pipeline.sentences import SentenceSplitter, clean_for_speech, emotion_of
 from ..pipeline.speaker import END, EndOfSpeech, FrameMaker, Pacer, SentenceStart, speak, synthesize_frames
@@ -29,32 +30,52 @@ BUSY_TEXT = "Sorry, I'm busy right now. Please ask me again in a moment."
 ERROR_TEXT = "Sorry, something went wrong. Please try again."
 
 
+class TurnTiming:
+    """Monotonic timestamps of one turn's stages; each stage is also observed as a latency from the
+    end of speech (``/metrics``: asr_final, first_token, first_sentence, first_synth, first_audio)."""
+
+    __slots__ = ("metrics", "stamps")
+
+    def __init__(self, metrics: Metrics, end_of_speech: float | None) -> None:
+        self.metrics = metrics
+        self.stamps: dict[str, float] = {}
+        if end_of_speech is not None:
+            self.stamps["end_of_speech"] = end_of_speech
+
+    def mark(self, stage: str) -> None:
+        if stage in self.stamps:
+            return
+        now = self.stamps[stage] = time.monotonic()
+        start = self.stamps.get("end_of_speech")
+        if start is not None:
+            self.metrics.observe(stage, now - start)
+
+
 async def run_turn(session: "Session", utt: Utterance) -> None:
     ctx = session.ctx
-    metrics = ctx.extras["metrics"]
-    t_end = utt.ended_at or time.monotonic()
-    session.last_turn = {"end_of_speech": t_end}
+    timing = TurnTiming(ctx.extras["metrics"], utt.ended_at or time.monotonic())
+    session.turn_log.append(timing.stamps)
     try:
         transcript = await utt.finish()
     except BusyError:
-        await speak_reply(session, _once(BUSY_TEXT), t_ref=t_end)
+        ctx.extras["metrics"].inc("busy_answers")
+        await speak_reply(session, _once(BUSY_TEXT), timing)
         return
     except ProviderError as err:
         log.warning("%s: ASR failed: %s", session, err)
-        await speak_reply(session, _once(ERROR_TEXT), t_ref=t_end)
+        await speak_reply(session, _once(ERROR_TEXT), timing)
         return
     finally:
         await utt.close()
     text = transcript.text.strip()
-    metrics.observe("asr_final", time.monotonic() - t_end)
-    session.last_turn["asr_final"] = time.monotonic()
+    timing.mark("asr_final")
     if not text:
         _after_reply_state(session)
         return
     await session.send(Stt(text, session_id=session.id))
-    metrics.inc("turns")
+    ctx.extras["metrics"].inc("turns")
     agent: Agent = ctx.extras["agent"]
-    await speak_reply(session, agent.reply(session, text), t_ref=t_end)
+    await speak_reply(session, agent.reply(session, text), timing)
 
 
 async def _once(text: str) -> AsyncIterator[str]:
@@ -72,11 +93,14 @@ def _after_reply_state(session: "Session") -> None:
             session.utterance = session._new_utterance()
 
 
-async def speak_reply(session: "Session", deltas: AsyncIterator[str], t_ref: float | None = None) -> None:
+async def speak_reply(session: "Session", deltas: AsyncIterator[str], timing: TurnTiming | None = None) -> None:
     """``tts start``, then each sentence (``llm`` emotion, ``sentence_start``, paced audio), then ``tts stop``."""
     ctx = session.ctx
     settings = ctx.settings
     metrics = ctx.extras["metrics"]
+    if timing is None:
+        timing = TurnTiming(metrics, None)
+        session.turn_log.append(timing.stamps)
     tts = ctx.providers.tts
     await session.send(Tts(TtsState.START, session_id=session.id))
     t_tts_start = time.monotonic()
@@ -96,11 +120,11 @@ async def speak_reply(session: "Session", deltas: AsyncIterator[str], t_ref: flo
             await session.send(Llm(emotion or "happy", sentence if emotion else None, session_id=session.id))
         if not spoken:
             return
-        if first_sentence and t_ref is not None:
-            metrics.observe("first_sentence_ready", time.monotonic() - t_ref)
         first_sentence = False
+        timing.mark("first_sentence")
         await queue.put(SentenceStart(spoken))
         async for frame in synthesize_frames(tts, spoken, maker):
+            timing.mark("first_synth")
             await queue.put(frame)
 
     async def produce() -> None:
@@ -109,6 +133,7 @@ async def speak_reply(session: "Session", deltas: AsyncIterator[str], t_ref: flo
         splitter = SentenceSplitter()
         try:
             async for delta in deltas:
+                timing.mark("first_token")
                 for sentence in splitter.feed(delta):
                     await say(sentence, maker)
             for sentence in splitter.flush():
@@ -134,11 +159,8 @@ async def speak_reply(session: "Session", deltas: AsyncIterator[str], t_ref: flo
             wait = gap - (time.monotonic() - t_tts_start)
             if wait > 0:
                 await asyncio.sleep(wait)  # let the device enter "speaking" before audio arrives
-            if t_ref is not None:
-                latency = time.monotonic() - t_ref
-                metrics.observe("first_audio", latency)
-                session.last_turn["first_audio"] = time.monotonic()
         await session.send_audio(frame)
+        timing.mark("first_audio")
 
     producer = asyncio.create_task(produce(), name=f"produce:{session.device_id}")
     try:
@@ -156,6 +178,7 @@ async def speak_reply(session: "Session", deltas: AsyncIterator[str], t_ref: flo
         log.exception("%s: turn failed", session)
         await session.send(Alert("error", ERROR_TEXT, "sad", session_id=session.id))
     await session.send(Tts(TtsState.STOP, session_id=session.id))
+    timing.mark("tts_stop")
     metrics.inc("frames_out", pacer.frames_sent)
     session.last_voice = time.monotonic()  # the idle timeout counts from the end of the answer
     if session.state is SessionState.SPEAKING:
