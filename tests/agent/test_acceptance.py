@@ -236,9 +236,6 @@ async def test_goodbye_ends_the_conversation_after_a_short_goodbye(hubs):
         assert dev.close_code == 1000
 
 
-@pytest.mark.xfail(reason="needs the transport fix: ws_server send_text/send_bytes use asyncio.wait_for, which on "
-                          "Python 3.11 swallows the abort's cancellation when a send completes at that moment, so "
-                          "the turn is not cancelled (asyncio.timeout fixes it)", strict=False)
 async def test_an_aborted_llm_reply_is_stored_as_interrupted(hubs):
     hub = await hubs(fake={"asr_text": "tell me a story", "llm_reply": "Once upon a time. " * 10,
                            "llm_chunk_delay_ms": 100})
