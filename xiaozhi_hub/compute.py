@@ -29,6 +29,17 @@ class _FairLimit:
         self.limit = limit
         self.active = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.hold_ewma: float | None = None  # how long a slot is typically held (seconds)
+
+    def expected_wait(self) -> float:
+        """Seconds a new arrival would wait, from the queue ahead of it and typical hold times."""
+        ahead = self.waiting + self.active - self.limit + 1
+        if ahead <= 0 or self.hold_ewma is None:
+            return 0.0
+        return ahead / self.limit * self.hold_ewma
+
+    def held(self, seconds: float) -> None:
+        self.hold_ewma = seconds if self.hold_ewma is None else 0.7 * self.hold_ewma + 0.3 * seconds
 
     @property
     def waiting(self) -> int:
@@ -110,16 +121,22 @@ class ComputePool:
         """Hold one slot of ``kind`` (for streaming work that spans several calls)."""
         lim = self.limit(kind)
         wait = self._max_wait.get(kind) if max_wait is None else max_wait
+        if wait is not None and lim.expected_wait() > wait:
+            # Answer "busy" now rather than after a silent wait that would end the same way.
+            self.stats[kind]["busy"] += 1
+            raise BusyError(f"{kind} engine busy (about {lim.expected_wait():.1f}s of work queued)")
         t0 = time.monotonic()
         try:
             await lim.acquire(wait)
         except asyncio.TimeoutError:
             self.stats[kind]["busy"] += 1
             raise BusyError(f"{kind} engine busy (waited {wait:.1f}s)") from None
-        self.stats[kind]["wait_s"] += time.monotonic() - t0
+        t1 = time.monotonic()
+        self.stats[kind]["wait_s"] += t1 - t0
         try:
             yield
         finally:
+            lim.held(time.monotonic() - t1)
             lim.release()
 
     async def run_in_slot(self, kind: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -153,14 +153,14 @@ class VADSettings:
     provider: str = "webrtc"
     aggressiveness: int = 2
     min_speech_ms: int = 150         # voiced audio needed before speech counts as started
-    silence_ms: int = 600            # unvoiced audio that ends an utterance (auto mode)
+    silence_ms: int = 500            # unvoiced audio that ends an utterance (auto mode)
 
 
 VAD_SCHEMA = vol.Schema({
     vol.Optional("provider", default="webrtc"): vol.In(["webrtc"]),
     vol.Optional("aggressiveness", default=2): vol.All(vol.Coerce(int), vol.Range(min=0, max=3)),
     vol.Optional("min_speech_ms", default=150): vol.All(vol.Coerce(int), vol.Range(min=30)),
-    vol.Optional("silence_ms", default=600): vol.All(vol.Coerce(int), vol.Range(min=90)),
+    vol.Optional("silence_ms", default=500): vol.All(vol.Coerce(int), vol.Range(min=90)),
 })
 
 

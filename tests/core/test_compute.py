@@ -66,3 +66,20 @@ async def test_cancelled_waiter_does_not_leak_a_slot():
     await asyncio.wait_for(pool.run("tts", time.sleep, 0), 1)
     assert pool.limit("tts").active == 0
     pool.shutdown()
+
+
+async def test_busy_is_answered_at_once_when_the_queue_ahead_is_too_long():
+    pool = ComputePool(workers=4)
+    pool.set_limit("llm", 1, max_wait=0.5)
+    await pool.run("llm", time.sleep, 0.2)            # teaches the pool a slot is held ~0.2 s
+    held = [asyncio.create_task(pool.run("llm", time.sleep, 0.2)) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    # Three generations of ~0.2 s are ahead: ~0.6 s > 0.5 s, so the answer is "busy" without waiting.
+    t0 = time.monotonic()
+    with pytest.raises(BusyError, match="queued"):
+        await pool.run("llm", time.sleep, 0)
+    assert time.monotonic() - t0 < 0.05
+    await asyncio.gather(*held)
+    # With the queue gone, work is admitted again.
+    await pool.run("llm", time.sleep, 0)
+    pool.shutdown()
