@@ -32,7 +32,7 @@ from .metrics import Metrics
 from .net.http import create_http_app
 from .pipeline.agent import create_agent
 from .providers.base import Providers
-from .settings import Settings
+from .settings import ConfigError, Settings
 from .store.db import Database
 from .transport.registry import SessionRegistry
 from .transport.ws_server import WebSocketServer
@@ -112,7 +112,10 @@ class Hub:
         ctx.extras["metrics"] = Metrics()
         lag = asyncio.create_task(watch_loop_lag(ctx.extras["metrics"]), name="loop-lag")
         self._closers.append(self._async(lag.cancel))
-        ctx.extras["agent"] = await create_agent(ctx)
+        try:
+            ctx.extras["agent"] = await create_agent(ctx)
+        except ValueError as err:  # e.g. a broken intents.sentences_file
+            raise ConfigError(str(err)) from None
         self.ctx = ctx
 
         modules = []
@@ -183,6 +186,9 @@ async def serve(settings: Settings) -> int:
         log.error("cannot start: %s", err)
         await hub.stop()
         return 1
+    except BaseException:
+        await hub.stop()  # release what was opened (database, models, ports) before reporting
+        raise
     print(f"xiaozhi-hub {__version__} ready in {ctx.extras['startup_seconds']:.1f}s\n"
           f"  give devices the OTA URL:  {ctx.http_url()}/xiaozhi/ota/\n"
           f"  WebSocket URL:             {ctx.ws_url()}\n"

@@ -196,6 +196,9 @@ class Session:
                             audio_params=AudioParams("opus", audio.downlink_sample_rate, 1, audio.frame_duration_ms))
         await self.send(reply)
         self.set_state(S.IDLE)
+        timers = getattr(self.ctx.extras.get("agent"), "timers", None)
+        if timers is not None:
+            timers.wake()  # timers that fell due while this device was away are announced now
         if msg.mcp and self.ctx.settings.session.mcp_enabled:
             self.mcp = McpClient(self._send_mcp, self.ctx.settings.session.mcp_call_timeout)
             self.spawn(self.mcp.start(), "mcp-init")

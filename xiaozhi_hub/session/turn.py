@@ -8,6 +8,7 @@ the end of speech, which is what a user feels.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, AsyncIterator
@@ -132,10 +133,12 @@ async def speak_reply(session: "Session", deltas: AsyncIterator[str], timing: Tu
                            settings.audio.frame_duration_ms, ctx.compute)
         splitter = SentenceSplitter()
         try:
-            async for delta in deltas:
-                timing.mark("first_token")
-                for sentence in splitter.feed(delta):
-                    await say(sentence, maker)
+            # aclosing: a cancelled reply closes the agent's generator (and the LLM stream) right away.
+            async with contextlib.aclosing(deltas) as stream:
+                async for delta in stream:
+                    timing.mark("first_token")
+                    for sentence in splitter.feed(delta):
+                        await say(sentence, maker)
             for sentence in splitter.flush():
                 await say(sentence, maker)
         except BusyError:
@@ -144,8 +147,9 @@ async def speak_reply(session: "Session", deltas: AsyncIterator[str], timing: Tu
         except ProviderError as err:
             log.warning("%s: reply failed: %s", session, err)
             await say(ERROR_TEXT, maker)
-        finally:
-            await queue.put(END)
+        # Only a finished producer signals the end: after a cancellation the consumer is gone and a
+        # put into a full queue would never return.
+        await queue.put(END)
 
     async def send_sentence(item: SentenceStart) -> None:
         await session.send(Tts(TtsState.SENTENCE_START, item.text, session_id=session.id))
