@@ -166,6 +166,7 @@ class Agent:
         # Without a database (or with memory disabled) the context lives in process only.
         self._volatile: dict[str, collections.deque[ChatMessage]] = {}
         self._prune_task: asyncio.Task[None] | None = None
+        self._warm_task: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Task[None]] = set()   # answers committed after their turn ended
         self.started = False
 
@@ -180,8 +181,27 @@ class Agent:
         if self.memory is not None and self.settings.memory.retention_days > 0:
             self._prune_task = asyncio.ensure_future(self._prune_loop())
             self._prune_task.set_name("memory-retention")
+        warm_up = getattr(self.llm, "warm_up", None)
+        if warm_up is not None:
+            # In the background, after "ready": the first turn then finds the system prompt and the
+            # built-in tools already evaluated in llama.cpp's prefix cache (seconds on a small CPU).
+            self._warm_task = asyncio.ensure_future(self._warm_up(warm_up))
+            self._warm_task.set_name("llm-warm-up")
+
+    async def _warm_up(self, warm_up: Callable[..., Awaitable[None]]) -> None:
+        t0 = time.monotonic()
+        try:
+            await warm_up(self.registry.specs(), self.settings.llm.system_prompt)
+        except Exception as err:  # a failed warm-up only costs the first turn some time
+            log.info("LLM warm-up skipped: %s", err)
+            return
+        log.info("LLM prompt cache warmed in %.1fs", time.monotonic() - t0)
 
     async def close(self) -> None:
+        if self._warm_task is not None and not self._warm_task.done():
+            self._warm_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._warm_task
         if self._writes:
             await asyncio.wait(list(self._writes), timeout=2.0)
         if self._prune_task is not None:

@@ -406,10 +406,12 @@ class LlamaCppLLM:
                 if worker.done() and not worker.cancelled():
                     worker.exception()   # retrieved: no "exception was never retrieved" noise
 
-    async def warm_up(self) -> None:
-        """Evaluate the default system prompt once, so llama.cpp's prefix cache serves the first turn."""
-        msgs, _ = to_template_messages([ChatMessage(role="user", content="Hi")], (), native_tools=self.native_tools,
-                                       default_system=self.system_prompt)
+    async def warm_up(self, tools: Sequence[ToolSpec] = (), system: str | None = None) -> None:
+        """Evaluate a prompt prefix once (system prompt and the tools the agent offers), so llama.cpp's
+        prefix cache serves the first turn instead of it paying for the whole prompt."""
+        first = [ChatMessage(role="system", content=system)] if system else []
+        msgs, _ = to_template_messages([*first, ChatMessage(role="user", content="Hi")], tools,
+                                       native_tools=self.native_tools, default_system=self.system_prompt)
         await self.compute.run("llm", self.generate_blocking, msgs, None, threading.Event(), lambda _t: None, 1)
 
     async def aclose(self) -> None:
