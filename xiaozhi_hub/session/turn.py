@@ -128,9 +128,11 @@ async def speak_reply(session: "Session", deltas: AsyncIterator[str], timing: Tu
             timing.mark("first_synth")
             await queue.put(frame)
 
-    async def produce() -> None:
-        maker = FrameMaker(tts.sample_rate, settings.audio.downlink_sample_rate,
-                           settings.audio.frame_duration_ms, ctx.compute)
+    sentences: asyncio.Queue[str | None] = asyncio.Queue()   # text is tiny: unbounded
+
+    async def pump() -> None:
+        """LLM text → sentences, as fast as the LLM writes. Decoupled from audio pacing so the LLM
+        slot is released when generation ends, not when the device has finished playing the reply."""
         splitter = SentenceSplitter()
         try:
             # aclosing: a cancelled reply closes the agent's generator (and the LLM stream) right away.
@@ -138,15 +140,34 @@ async def speak_reply(session: "Session", deltas: AsyncIterator[str], timing: Tu
                 async for delta in stream:
                     timing.mark("first_token")
                     for sentence in splitter.feed(delta):
-                        await say(sentence, maker)
+                        sentences.put_nowait(sentence)
             for sentence in splitter.flush():
-                await say(sentence, maker)
+                sentences.put_nowait(sentence)
         except BusyError:
             metrics.inc("busy_answers")
-            await say(BUSY_TEXT, maker)
+            sentences.put_nowait(BUSY_TEXT)
         except ProviderError as err:
             log.warning("%s: reply failed: %s", session, err)
-            await say(ERROR_TEXT, maker)
+            sentences.put_nowait(ERROR_TEXT)
+        finally:
+            sentences.put_nowait(None)
+
+    async def produce() -> None:
+        maker = FrameMaker(tts.sample_rate, settings.audio.downlink_sample_rate,
+                           settings.audio.frame_duration_ms, ctx.compute)
+        writer = asyncio.create_task(pump(), name=f"pump:{session.device_id}")
+        try:
+            while (sentence := await sentences.get()) is not None:
+                try:
+                    await say(sentence, maker)
+                except BusyError:
+                    metrics.inc("busy_answers")
+                    log.warning("%s: TTS busy, sentence skipped", session)
+                except ProviderError as err:
+                    log.warning("%s: TTS failed: %s", session, err)
+        finally:
+            if not writer.done():
+                writer.cancel()
         # Only a finished producer signals the end: after a cancellation the consumer is gone and a
         # put into a full queue would never return.
         await queue.put(END)
