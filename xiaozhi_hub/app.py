@@ -31,6 +31,7 @@ from .context import HubContext
 from .metrics import Metrics
 from .net.http import create_http_app
 from .pipeline.agent import create_agent
+from .pipeline.speaker import PhraseCache
 from .providers.base import Providers
 from .settings import ConfigError, Settings
 from .store.db import Database
@@ -110,6 +111,8 @@ class Hub:
         ctx = HubContext(settings=settings, db=db, auth=Authenticator(settings.auth, secret), compute=compute,
                          registry=SessionRegistry(), providers=providers, hub_id=load_or_create_hub_id(data_dir))
         ctx.extras["metrics"] = Metrics()
+        ctx.extras["phrases"] = PhraseCache(providers.tts, settings.audio.downlink_sample_rate,
+                                            settings.audio.frame_duration_ms, compute)
         lag = asyncio.create_task(watch_loop_lag(ctx.extras["metrics"]), name="loop-lag")
         self._closers.append(self._async(lag.cancel))
         try:
@@ -144,6 +147,16 @@ class Hub:
                 if closer is not None:
                     self._closers.append(closer)
         ctx.extras["startup_seconds"] = time.monotonic() - t0
+        # Fixed phrases are synthesized in the background after "ready", before anyone needs them.
+        from .session.turn import BUSY_TEXT, FILLER_TEXT, phrase
+
+        async def warm_phrases() -> None:
+            for text in (FILLER_TEXT, BUSY_TEXT):
+                with contextlib.suppress(Exception):
+                    await ctx.extras["phrases"].frames(phrase(settings, text))
+
+        warm = asyncio.create_task(warm_phrases(), name="phrases")
+        self._closers.append(self._async(warm.cancel))
         return ctx
 
     @staticmethod

@@ -121,6 +121,7 @@ class SessionSettings:
     tts_start_gap_ms: int = 20       # pause between "tts start" and the first audio frame
     max_utterance_seconds: float = 30.0
     min_utterance_ms: int = 300      # shorter speech is ignored (clicks, coughs)
+    filler_after_ms: int = 3000      # no answer this long after end of speech -> say "One moment." (0 = off)
 
 
 SESSION_SCHEMA = vol.Schema({
@@ -131,6 +132,7 @@ SESSION_SCHEMA = vol.Schema({
     vol.Optional("tts_start_gap_ms", default=20): vol.All(vol.Coerce(int), vol.Range(min=0, max=1000)),
     vol.Optional("max_utterance_seconds", default=30.0): _positive(),
     vol.Optional("min_utterance_ms", default=300): vol.All(vol.Coerce(int), vol.Range(min=0)),
+    vol.Optional("filler_after_ms", default=3000): vol.All(vol.Coerce(int), vol.Range(min=0, max=60000)),
 })
 
 

@@ -206,3 +206,54 @@ async def test_hello_reply_carries_what_the_firmware_needs(start_hub):
         turn = await dev.run_turn(SPEECH, mode="manual")
         assert {a.samples for a in turn.played} == {1440}
         OpusDecoder(24000, 1, 60)  # decodable by a decoder configured from the hello
+
+
+async def test_one_moment_when_the_answer_is_slow(start_hub):
+    # The fake LLM's only sentence is complete after 4 more chunks x 200 ms; the filler is due 300 ms
+    # after the end of speech.
+    hub = await start_hub(session={"filler_after_ms": 300},
+                          fake={"llm_chunk_delay_ms": 200, "llm_reply": "The kitchen light is on now."})
+    async with SimulatedDevice(ws_url(hub)) as dev:
+        turn = await dev.run_turn(SPEECH, mode="manual")
+        assert turn.sentences == ["One moment.", "The kitchen light is on now."]
+        assert turn.decode_errors == 0 and turn.dropped == 0
+        assert hub.ctx.extras["metrics"].counters["fillers"] == 1
+        # The filler is heard long before the answer's first sentence would have been.
+        assert turn.first_audio_latency < 0.6
+
+
+async def test_no_filler_when_the_answer_is_quick(start_hub):
+    hub = await start_hub(session={"filler_after_ms": 1500})
+    async with SimulatedDevice(ws_url(hub)) as dev:
+        turn = await dev.run_turn(SPEECH, mode="manual")
+        assert turn.sentences == ["Okay.", "The kitchen light is on now."]
+        assert hub.ctx.extras["metrics"].counters["fillers"] == 0
+
+
+async def test_busy_answer_when_the_llm_queue_is_too_long(start_hub):
+    # One generation at a time, each ~1.2 s; a device that would wait over 0.5 s hears the busy answer.
+    hub = await start_hub(llm={"max_wait": 0.5}, session={"filler_after_ms": 0},
+                          fake={"llm_chunk_delay_ms": 200})
+    hub.ctx.compute.set_limit("llm", 1, max_wait=0.5)
+    fake_llm = hub.ctx.providers.llm
+    original = fake_llm.stream
+
+    async def one_at_a_time(messages, tools=()):
+        async with hub.ctx.compute.slot("llm"):
+            async for event in original(messages, tools):
+                yield event
+
+    fake_llm.stream = one_at_a_time
+    devices = [SimulatedDevice(ws_url(hub)) for _ in range(3)]
+    for d in devices:
+        await d.connect()
+    try:
+        turns = await asyncio.gather(*(d.run_turn(SPEECH, mode="manual") for d in devices))
+    finally:
+        for d in devices:
+            await d.close()
+    answers = sorted(tuple(t.sentences) for t in turns)
+    busy = ("Sorry, I'm busy right now. Please ask me again in a moment.",)
+    assert all(t.played for t in turns)                       # nobody is left in silence
+    assert busy in answers and ("Okay.", "The kitchen light is on now.") in answers
+    assert hub.ctx.extras["metrics"].counters["busy_answers"] >= 1

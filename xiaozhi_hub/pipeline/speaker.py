@@ -122,3 +122,26 @@ async def synthesize_frames(tts: TTS, text: str, maker: FrameMaker) -> AsyncIter
             yield frame
     for frame in await maker.frames(b"", final=True):
         yield frame
+
+
+class PhraseCache:
+    """Short fixed phrases ("One moment.", the busy answer) synthesized once and kept as Opus frames,
+    so they can be spoken at once even while the TTS engine is queued up."""
+
+    def __init__(self, tts: TTS, dst_rate: int, frame_ms: int, compute: ComputePool) -> None:
+        self.tts = tts
+        self.dst_rate = dst_rate
+        self.frame_ms = frame_ms
+        self.compute = compute
+        self._frames: dict[str, list[bytes]] = {}
+
+    def cached(self, text: str) -> list[bytes] | None:
+        return self._frames.get(text)
+
+    async def frames(self, text: str) -> list[bytes]:
+        frames = self._frames.get(text)
+        if frames is None:
+            maker = FrameMaker(self.tts.sample_rate, self.dst_rate, self.frame_ms, self.compute)
+            frames = [f async for f in synthesize_frames(self.tts, text, maker)]
+            self._frames[text] = frames
+        return frames

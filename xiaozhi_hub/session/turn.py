@@ -19,6 +19,7 @@ from ..pipeline.sentences import SentenceSplitter, clean_for_speech, emotion_of
 from ..pipeline.speaker import END, EndOfSpeech, FrameMaker, Pacer, SentenceStart, speak, synthesize_frames
 from ..protocol.messages import Alert, ListenMode, Llm, Stt, Tts, TtsState
 from ..providers.base import BusyError, ProviderError
+from ..settings import Settings
 from .state import SessionState
 from .utterance import Utterance
 
@@ -29,6 +30,14 @@ log = logging.getLogger(__name__)
 
 BUSY_TEXT = "Sorry, I'm busy right now. Please ask me again in a moment."
 ERROR_TEXT = "Sorry, something went wrong. Please try again."
+FILLER_TEXT = "One moment."
+PHRASES_ZH = {BUSY_TEXT: "抱歉，我现在有点忙，请稍后再问我。", ERROR_TEXT: "抱歉，出了点问题，请再试一次。",
+              FILLER_TEXT: "请稍等。"}
+
+
+def phrase(settings: "Settings", text: str) -> str:
+    """A fixed phrase in the hub's language (English unless the ASR language is Chinese)."""
+    return PHRASES_ZH.get(text, text) if settings.asr.language.lower().startswith("zh") else text
 
 
 class TurnTiming:
@@ -60,11 +69,11 @@ async def run_turn(session: "Session", utt: Utterance) -> None:
         transcript = await utt.finish()
     except BusyError:
         ctx.extras["metrics"].inc("busy_answers")
-        await speak_reply(session, _once(BUSY_TEXT), timing)
+        await speak_reply(session, _once(phrase(ctx.settings, BUSY_TEXT)), timing)
         return
     except ProviderError as err:
         log.warning("%s: ASR failed: %s", session, err)
-        await speak_reply(session, _once(ERROR_TEXT), timing)
+        await speak_reply(session, _once(phrase(ctx.settings, ERROR_TEXT)), timing)
         return
     finally:
         await utt.close()
@@ -145,19 +154,46 @@ async def speak_reply(session: "Session", deltas: AsyncIterator[str], timing: Tu
                 sentences.put_nowait(sentence)
         except BusyError:
             metrics.inc("busy_answers")
-            sentences.put_nowait(BUSY_TEXT)
+            sentences.put_nowait(phrase(settings, BUSY_TEXT))
         except ProviderError as err:
             log.warning("%s: reply failed: %s", session, err)
-            sentences.put_nowait(ERROR_TEXT)
+            sentences.put_nowait(phrase(settings, ERROR_TEXT))
         finally:
             sentences.put_nowait(None)
+
+    filler_after = settings.session.filler_after_ms / 1000.0
+    end_of_speech = timing.stamps.get("end_of_speech")
+    waited_for_first = False
+
+    async def next_sentence() -> str | None:
+        """The next sentence; before the first one, "One moment." once the user has waited too long."""
+        nonlocal waited_for_first
+        if waited_for_first or not filler_after or end_of_speech is None:
+            return await sentences.get()
+        waited_for_first = True
+        try:
+            async with asyncio.timeout(max(0.0, end_of_speech + filler_after - time.monotonic())):
+                return await sentences.get()
+        except TimeoutError:
+            await say_phrase(phrase(settings, FILLER_TEXT))
+            return await sentences.get()
+
+    async def say_phrase(text: str) -> None:
+        cache = ctx.extras.get("phrases")
+        if cache is None:
+            return
+        metrics.inc("fillers")
+        frames = await cache.frames(text)
+        await queue.put(SentenceStart(text))
+        for frame in frames:
+            await queue.put(frame)
 
     async def produce() -> None:
         maker = FrameMaker(tts.sample_rate, settings.audio.downlink_sample_rate,
                            settings.audio.frame_duration_ms, ctx.compute)
         writer = asyncio.create_task(pump(), name=f"pump:{session.device_id}")
         try:
-            while (sentence := await sentences.get()) is not None:
+            while (sentence := await next_sentence()) is not None:
                 try:
                     await say(sentence, maker)
                 except BusyError:
