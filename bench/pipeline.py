@@ -32,7 +32,8 @@ COMMAND = "Turn on the kitchen light."
 STAGES = ("end_of_speech", "asr_final", "first_token", "first_sentence", "first_synth", "first_audio")
 LABELS = {"end_of_speech": "VAD end of speech detected", "asr_final": "ASR final",
           "first_token": "LLM first token", "first_sentence": "first sentence ready",
-          "first_synth": "first sentence synthesized", "first_audio": "first audio frame on the wire"}
+          "first_synth": "first answer sentence synthesized",
+          "first_audio": "first audio frame on the wire (answer, or 'One moment.')"}
 
 
 def _config(data_dir: str, asr: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -88,7 +89,7 @@ async def _round(asr: dict[str, Any] | None, devices: int, turns: int) -> dict[s
             llm_run = compute.stats["llm"]["run_s"] - llm0.get("run_s", 0)
             audio_out = m.counters["frames_out"] * hub.settings.audio.frame_duration_ms / 1000
             llm_stats = getattr(hub.ctx.providers.llm, "last_stats", None)
-            return {"speech": speech, "samples": samples, "stt": stt, "answered": len(answered), "busy": m.counters["busy_answers"],
+            return {"speech": speech, "samples": samples, "stt": stt, "answered": len(answered), "busy": m.counters["busy_answers"], "fillers": m.counters["fillers"],
                     "asr_rtf": asr_run / speech_s if speech_s else 0.0,
                     "tts_rtf": tts_run / audio_out if audio_out else 0.0,
                     "llm_run": llm_run, "llm_stats": llm_stats}
@@ -134,8 +135,10 @@ async def run() -> list[tuple[str, str, str]]:
 
     four = await _round(None, devices=4, turns=3)
     rows += _stage_rows("4 devices, whisper", four)
-    rows.append(("4 devices: turns answered with audio / busy answers",
-                 f"{four['answered']}/{4 * 3} / {four['busy']}", "all answered"))
+    rows.append(("4 devices: turns answered with audio / busy answers / 'One moment.' fillers",
+                 f"{four['answered']}/{4 * 3} / {four['busy']} / {four['fillers']}", "all answered"))
+    rows.append(("4 devices: longest silence after end of speech",
+                 f"{max(four['samples']['first_audio']) * 1000:.0f} ms" if four["samples"]["first_audio"] else "-", ""))
 
     if (INSTALLED / "vosk-ko").exists():
         vosk = await _round({"provider": "vosk", "model": "vosk-ko", "language": "ko"}, devices=1, turns=5)

@@ -175,7 +175,7 @@ class ASRSettings:
     threads: int = 2
     show_partials: bool = False      # send partial transcripts to the device as "stt"
     concurrency: int = 1
-    early_decode_ms: int = 300       # whisper: decode after this much trailing silence (0 = only at the end)
+    early_decode_ms: int = 150       # whisper: decode after this much trailing silence (0 = only at the end)
 
 
 ASR_SCHEMA = vol.Schema({
@@ -186,7 +186,7 @@ ASR_SCHEMA = vol.Schema({
     vol.Optional("threads", default=2): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
     vol.Optional("show_partials", default=False): vol.Boolean(),
     vol.Optional("concurrency", default=1): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
-    vol.Optional("early_decode_ms", default=300): vol.All(vol.Coerce(int), vol.Range(min=0, max=5000)),
+    vol.Optional("early_decode_ms", default=150): vol.All(vol.Coerce(int), vol.Range(min=0, max=5000)),
 })
 
 

@@ -39,7 +39,7 @@ class WhisperASR:
     streaming = False
 
     def __init__(self, model: Any, compute: "ComputePool", *, language: str | None, beam_size: int,
-                 early_decode_ms: int = 300, vad_aggressiveness: int = 2) -> None:
+                 early_decode_ms: int = 150, vad_aggressiveness: int = 2) -> None:
         self.model = model
         self.compute = compute
         self.language = language
