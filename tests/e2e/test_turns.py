@@ -257,3 +257,30 @@ async def test_busy_answer_when_the_llm_queue_is_too_long(start_hub):
     assert all(t.played for t in turns)                       # nobody is left in silence
     assert busy in answers and ("Okay.", "The kitchen light is on now.") in answers
     assert hub.ctx.extras["metrics"].counters["busy_answers"] >= 1
+
+
+async def test_one_moment_while_transcription_is_queued(start_hub):
+    """ASR slower than the filler deadline: tts start and "One moment." come before the stt."""
+    hub = await start_hub(session={"filler_after_ms": 300})
+    asr = hub.ctx.providers.asr
+    original = asr.open_stream
+
+    def slow_stream():
+        stream = original()
+        finish = stream.finish
+
+        async def slow_finish():
+            await asyncio.sleep(1.0)          # as if queued behind three other devices
+            return await finish()
+
+        stream.finish = slow_finish
+        return stream
+
+    asr.open_stream = slow_stream
+    async with SimulatedDevice(ws_url(hub)) as dev:
+        turn = await dev.run_turn(SPEECH, mode="manual")
+    assert turn.sentences == ["One moment.", "Okay.", "The kitchen light is on now."]
+    types = [(m.type, m.data.get("state")) for m in turn.messages if m.type != "mcp"]
+    assert types.index(("tts", "start")) < types.index(("stt", None))
+    assert turn.stt_text == "turn on the kitchen light"
+    assert turn.first_audio_latency < 0.8

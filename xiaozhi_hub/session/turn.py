@@ -18,7 +18,7 @@ from ..pipeline.agent import Agent
 from ..pipeline.sentences import SentenceSplitter, clean_for_speech, emotion_of
 from ..pipeline.speaker import END, EndOfSpeech, FrameMaker, Pacer, SentenceStart, speak, synthesize_frames
 from ..protocol.messages import Alert, ListenMode, Llm, Stt, Tts, TtsState
-from ..providers.base import BusyError, ProviderError
+from ..providers.base import BusyError, ProviderError, Transcript
 from ..settings import Settings
 from .state import SessionState
 from .utterance import Utterance
@@ -65,27 +65,66 @@ async def run_turn(session: "Session", utt: Utterance) -> None:
     ctx = session.ctx
     timing = TurnTiming(ctx.extras["metrics"], utt.ended_at or time.monotonic())
     session.turn_log.append(timing.stamps)
+    asr = asyncio.ensure_future(utt.finish())
     try:
-        transcript = await utt.finish()
-    except BusyError:
-        ctx.extras["metrics"].inc("busy_answers")
-        await speak_reply(session, _once(phrase(ctx.settings, BUSY_TEXT)), timing)
-        return
-    except ProviderError as err:
-        log.warning("%s: ASR failed: %s", session, err)
-        await speak_reply(session, _once(phrase(ctx.settings, ERROR_TEXT)), timing)
-        return
+        filler_after = ctx.settings.session.filler_after_ms / 1000.0
+        if filler_after:
+            deadline = timing.stamps["end_of_speech"] + filler_after
+            done, _ = await asyncio.wait({asr}, timeout=max(0.0, deadline - time.monotonic()))
+            if not done:
+                # Transcription is queued behind other devices: start speaking now ("One moment.")
+                # and answer as soon as the transcript is there.
+                await speak_reply(session, _reply_after_asr(session, asr, timing), timing)
+                return
+        # The usual order: stt, then tts start and the answer.
+        try:
+            transcript = await asr
+        except (BusyError, ProviderError) as err:
+            await speak_reply(session, _asr_failure(session, err), timing)
+            return
+        timing.mark("asr_final")
+        text = transcript.text.strip()
+        if not text:
+            _after_reply_state(session)
+            return
+        await session.send(Stt(text, session_id=session.id))
+        ctx.extras["metrics"].inc("turns")
+        agent: Agent = ctx.extras["agent"]
+        await speak_reply(session, agent.reply(session, text), timing)
     finally:
+        if not asr.done():
+            asr.cancel()
         await utt.close()
-    text = transcript.text.strip()
-    timing.mark("asr_final")
-    if not text:
-        _after_reply_state(session)
+
+
+async def _asr_failure(session: "Session", err: BaseException) -> AsyncIterator[str]:
+    if isinstance(err, BusyError):
+        session.ctx.extras["metrics"].inc("busy_answers")
+        yield phrase(session.ctx.settings, BUSY_TEXT)
+    else:
+        log.warning("%s: ASR failed: %s", session, err)
+        yield phrase(session.ctx.settings, ERROR_TEXT)
+
+
+async def _reply_after_asr(session: "Session", asr: "asyncio.Future[Transcript]",
+                           timing: TurnTiming) -> AsyncIterator[str]:
+    """The answer to a transcript still being computed: wait for it, send ``stt``, stream the reply."""
+    try:
+        transcript = await asyncio.shield(asr)
+    except (BusyError, ProviderError) as err:
+        async for text in _asr_failure(session, err):
+            yield text
         return
+    timing.mark("asr_final")
+    text = transcript.text.strip()
+    if not text:
+        return  # nothing was said after all: the filler ends the turn
     await session.send(Stt(text, session_id=session.id))
-    ctx.extras["metrics"].inc("turns")
-    agent: Agent = ctx.extras["agent"]
-    await speak_reply(session, agent.reply(session, text), timing)
+    session.ctx.extras["metrics"].inc("turns")
+    agent: Agent = session.ctx.extras["agent"]
+    async with contextlib.aclosing(agent.reply(session, text)) as reply:
+        async for delta in reply:
+            yield delta
 
 
 async def _once(text: str) -> AsyncIterator[str]:
