@@ -10,6 +10,7 @@ carries all three strings.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
@@ -89,17 +90,46 @@ def _with_session(d: dict[str, Any], session_id: str | None) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- base
 
 
+# Field annotations the generic codec understands: annotation -> (JSON type, enum to convert to).
+_PLAIN_FIELDS: dict[str, tuple[type, type[enum.Enum] | None]] = {
+    "str": (str, None), "str | None": (str, None), "Mapping[str, Any]": (dict, None),
+    "TtsState": (str, TtsState), "ListenState": (str, ListenState), "ListenMode | None": (str, ListenMode),
+}
+
+
 @dataclass(frozen=True)
 class Message:
+    """Base of every message. Messages whose fields are plain strings, objects and enums use the
+    generic codec below (field name = JSON key, required = no default, ``session_id`` first on the
+    wire as the firmware writes it); messages with nested or validated fields override both methods."""
+
     TYPE: ClassVar[str] = ""
     DIRECTION: ClassVar[Direction]
 
-    def to_wire(self) -> dict[str, Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.TYPE}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "session_id" or value is None:
+                continue
+            if isinstance(value, enum.Enum):
+                value = value.value
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            d[f.name] = value
+        return _with_session(d, getattr(self, "session_id", None))
 
     @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "Message":  # pragma: no cover - abstract
-        raise NotImplementedError
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Message":
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            kind, enum_cls = _PLAIN_FIELDS[str(f.type)]
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            value = _req(obj, f.name, kind, cls.TYPE) if required else _opt(obj, f.name, kind, cls.TYPE)
+            if enum_cls is not None and value is not None:
+                value = _enum(value, enum_cls, f.name, cls.TYPE)
+            kwargs[f.name] = value
+        return cls(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -178,23 +208,6 @@ class Listen(Message):
     text: str | None = None
     session_id: str | None = None
 
-    def to_wire(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": self.TYPE, "state": self.state.value}
-        if self.mode is not None:
-            d["mode"] = self.mode.value
-        if self.text is not None:
-            d["text"] = self.text
-        return _with_session(d, self.session_id)
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "Listen":
-        t = "listen"
-        state = _enum(_req(obj, "state", str, t), ListenState, "state", t)
-        mode_raw = _opt(obj, "mode", str, t)
-        mode = _enum(mode_raw, ListenMode, "mode", t) if mode_raw is not None else None
-        return cls(state=state, mode=mode, text=_opt(obj, "text", str, t),
-                   session_id=_opt(obj, "session_id", str, t))
-
 
 @dataclass(frozen=True)
 class Abort(Message):
@@ -203,16 +216,6 @@ class Abort(Message):
 
     reason: str | None = None
     session_id: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": self.TYPE}
-        if self.reason is not None:
-            d["reason"] = self.reason
-        return _with_session(d, self.session_id)
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "Abort":
-        return cls(reason=_opt(obj, "reason", str, "abort"), session_id=_opt(obj, "session_id", str, "abort"))
 
 
 @dataclass(frozen=True)
@@ -225,13 +228,6 @@ class DeviceMcp(Message):
     payload: Mapping[str, Any]
     session_id: str | None = None
 
-    def to_wire(self) -> dict[str, Any]:
-        return _with_session({"type": self.TYPE, "payload": dict(self.payload)}, self.session_id)
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "DeviceMcp":
-        return cls(payload=_req(obj, "payload", dict, "mcp"), session_id=_opt(obj, "session_id", str, "mcp"))
-
 
 @dataclass(frozen=True)
 class DeviceGoodbye(Message):
@@ -239,13 +235,6 @@ class DeviceGoodbye(Message):
     DIRECTION: ClassVar[Direction] = Direction.FROM_DEVICE
 
     session_id: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        return _with_session({"type": self.TYPE}, self.session_id)
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "DeviceGoodbye":
-        return cls(session_id=_opt(obj, "session_id", str, "goodbye"))
 
 
 @dataclass(frozen=True)
@@ -289,16 +278,6 @@ class Ping(Message):
 
     session_id: str | None = None
 
-    def to_wire(self) -> dict[str, Any]:
-        return _with_session({"type": self.TYPE}, self.session_id)
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "Ping":
-        return cls(session_id=_opt(obj, "session_id", str, "ping"))
-
-
-# ---------------------------------------------------------------------------- hub -> device
-
 
 @dataclass(frozen=True)
 class ServerHello(Message):
@@ -335,13 +314,6 @@ class Stt(Message):
     text: str
     session_id: str | None = None
 
-    def to_wire(self) -> dict[str, Any]:
-        return _with_session({"type": self.TYPE, "text": self.text}, self.session_id)
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "Stt":
-        return cls(text=_req(obj, "text", str, "stt"), session_id=_opt(obj, "session_id", str, "stt"))
-
 
 @dataclass(frozen=True)
 class Llm(Message):
@@ -352,17 +324,6 @@ class Llm(Message):
     text: str | None = None
     session_id: str | None = None
 
-    def to_wire(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": self.TYPE, "emotion": self.emotion}
-        if self.text is not None:
-            d["text"] = self.text
-        return _with_session(d, self.session_id)
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "Llm":
-        return cls(emotion=_req(obj, "emotion", str, "llm"), text=_opt(obj, "text", str, "llm"),
-                   session_id=_opt(obj, "session_id", str, "llm"))
-
 
 @dataclass(frozen=True)
 class Tts(Message):
@@ -372,18 +333,6 @@ class Tts(Message):
     state: TtsState
     text: str | None = None
     session_id: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": self.TYPE, "state": self.state.value}
-        if self.text is not None:
-            d["text"] = self.text
-        return _with_session(d, self.session_id)
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "Tts":
-        t = "tts"
-        state = _enum(_req(obj, "state", str, t), TtsState, "state", t)
-        return cls(state=state, text=_opt(obj, "text", str, t), session_id=_opt(obj, "session_id", str, t))
 
 
 @dataclass(frozen=True)
@@ -396,13 +345,6 @@ class HubMcp(Message):
     payload: Mapping[str, Any]
     session_id: str | None = None
 
-    def to_wire(self) -> dict[str, Any]:
-        return _with_session({"type": self.TYPE, "payload": dict(self.payload)}, self.session_id)
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "HubMcp":
-        return cls(payload=_req(obj, "payload", dict, "mcp"), session_id=_opt(obj, "session_id", str, "mcp"))
-
 
 @dataclass(frozen=True)
 class System(Message):
@@ -411,13 +353,6 @@ class System(Message):
 
     command: str
     session_id: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        return _with_session({"type": self.TYPE, "command": self.command}, self.session_id)
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "System":
-        return cls(command=_req(obj, "command", str, "system"), session_id=_opt(obj, "session_id", str, "system"))
 
 
 @dataclass(frozen=True)
@@ -430,16 +365,6 @@ class Alert(Message):
     emotion: str
     session_id: str | None = None
 
-    def to_wire(self) -> dict[str, Any]:
-        return _with_session({"type": self.TYPE, "status": self.status, "message": self.message,
-                              "emotion": self.emotion}, self.session_id)
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "Alert":
-        t = "alert"
-        return cls(status=_req(obj, "status", str, t), message=_req(obj, "message", str, t),
-                   emotion=_req(obj, "emotion", str, t), session_id=_opt(obj, "session_id", str, t))
-
 
 @dataclass(frozen=True)
 class Custom(Message):
@@ -448,13 +373,6 @@ class Custom(Message):
 
     payload: Mapping[str, Any]
     session_id: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        return _with_session({"type": self.TYPE, "payload": dict(self.payload)}, self.session_id)
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "Custom":
-        return cls(payload=_req(obj, "payload", dict, "custom"), session_id=_opt(obj, "session_id", str, "custom"))
 
 
 @dataclass(frozen=True)
@@ -465,13 +383,6 @@ class HubGoodbye(Message):
     DIRECTION: ClassVar[Direction] = Direction.TO_DEVICE
 
     session_id: str
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"session_id": self.session_id, "type": self.TYPE}
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "HubGoodbye":
-        return cls(session_id=_req(obj, "session_id", str, "goodbye"))
 
 
 @dataclass(frozen=True)
@@ -504,13 +415,6 @@ class Pong(Message):
     timestamp: str
     session_id: str | None = None
 
-    def to_wire(self) -> dict[str, Any]:
-        return _with_session({"type": self.TYPE, "timestamp": self.timestamp}, self.session_id)
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "Pong":
-        return cls(timestamp=_req(obj, "timestamp", str, "pong"), session_id=_opt(obj, "session_id", str, "pong"))
-
 
 @dataclass(frozen=True)
 class Error(Message):
@@ -522,14 +426,6 @@ class Error(Message):
     code: str
     message: str
     session_id: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        return _with_session({"type": self.TYPE, "code": self.code, "message": self.message}, self.session_id)
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "Error":
-        return cls(code=_req(obj, "code", str, "error"), message=_req(obj, "message", str, "error"),
-                   session_id=_opt(obj, "session_id", str, "error"))
 
 
 def all_message_classes() -> list[type[Message]]:
