@@ -118,18 +118,22 @@ def _collect_info(body: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
+def _device_id(raw: str | None) -> str:
+    """The normalised MAC from the ``Device-Id`` header (or the body's ``mac_address``)."""
+    if not raw:
+        raise BadRequest(400, "missing Device-Id header (the device's MAC address)")
+    try:
+        return normalize_device_id(raw)
+    except InvalidValue as err:
+        raise BadRequest(400, f"Device-Id: {err}") from None
+
+
 def parse_ota_request(headers: Any, body: dict[str, Any]) -> OTARequest:
     """Validate the headers and system-info body (PROTOCOL.md 5.1); raises :class:`BadRequest`."""
     application = _opt_obj(body, "application")
     board = _opt_obj(body, "board")
 
-    raw_id = headers.get("Device-Id") or _opt_str(body, "mac_address", "")
-    if not raw_id:
-        raise BadRequest(400, "missing Device-Id header (the device's MAC address)")
-    try:
-        device_id = normalize_device_id(raw_id)
-    except InvalidValue as err:
-        raise BadRequest(400, f"Device-Id: {err}") from None
+    device_id = _device_id(headers.get("Device-Id") or _opt_str(body, "mac_address", ""))
 
     client_id = headers.get("Client-Id") or _opt_str(body, "uuid", "") or ""
     if not valid_client_id(client_id):
@@ -304,13 +308,7 @@ class OTAEndpoint:
                     raise BadRequest(400, f"{key} must be a string")
             if "algorithm" in body and body["algorithm"] != "hmac-sha256":
                 raise BadRequest(400, f"unsupported algorithm {body['algorithm'][:32]!r} (expected hmac-sha256)")
-            raw_id = request.headers.get("Device-Id")
-            if not raw_id:
-                raise BadRequest(400, "missing Device-Id header (the device's MAC address)")
-            try:
-                device_id = normalize_device_id(raw_id)
-            except InvalidValue as err:
-                raise BadRequest(400, f"Device-Id: {err}") from None
+            device_id = _device_id(request.headers.get("Device-Id"))
             store = devices_mod.get_store(self.ctx)
         except BadRequest as err:
             return err.response()
