@@ -96,13 +96,21 @@ def _cmd_list(args: argparse.Namespace, settings: "Settings") -> int:
     return 0
 
 
-def _cmd_install(args: argparse.Namespace, settings: "Settings") -> int:
+def _context_and_entries(args: argparse.Namespace, settings: "Settings") -> tuple[Any, Any, list[Any]] | None:
+    """Manifest, installer and the entries named on the command line; None (after a message) on error."""
     try:
         manifest, installer = _context(args, settings)
-        entries = _lookup(manifest, list(args.ids))
+        return manifest, installer, _lookup(manifest, list(args.ids))
     except (ManifestError, InstallError) as err:
         print(f"xiaozhi-hub: {err}", file=sys.stderr)
+        return None
+
+
+def _cmd_install(args: argparse.Namespace, settings: "Settings") -> int:
+    looked_up = _context_and_entries(args, settings)
+    if looked_up is None:
         return 1
+    manifest, installer, entries = looked_up
     if args.defaults:
         entries = [*manifest.defaults(), *(e for e in entries if not e.default)]
     if not entries:
@@ -146,12 +154,10 @@ def _cmd_verify(args: argparse.Namespace, settings: "Settings") -> int:
 
 
 def _cmd_remove(args: argparse.Namespace, settings: "Settings") -> int:
-    try:
-        manifest, installer = _context(args, settings)
-        entries = _lookup(manifest, list(args.ids))
-    except (ManifestError, InstallError) as err:
-        print(f"xiaozhi-hub: {err}", file=sys.stderr)
+    looked_up = _context_and_entries(args, settings)
+    if looked_up is None:
         return 1
+    manifest, installer, entries = looked_up
     for entry in entries:
         if installer.remove(entry):
             extra = ""
