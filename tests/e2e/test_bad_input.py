@@ -43,6 +43,14 @@ async def raw(session: aiohttp.ClientSession, hub, device_id: str = "02:aa:00:00
     return await session.ws_connect(ws_url(hub), headers=h, heartbeat=None, compress=0, max_msg_size=0)
 
 
+async def after_hello(session: aiohttp.ClientSession, hub) -> aiohttp.ClientWebSocketResponse:
+    """A raw connection that has completed the hello."""
+    ws = await raw(session, hub)
+    await ws.send_str(HELLO)
+    await next_json(ws, "hello")
+    return ws
+
+
 async def next_json(ws: aiohttp.ClientWebSocketResponse, type_: str, timeout: float = 3.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -67,9 +75,7 @@ async def test_non_json_text_gets_a_json_error_and_the_connection_stays(start_hu
 
     async def bad() -> None:
         async with aiohttp.ClientSession() as s:
-            ws = await raw(s, hub)
-            await ws.send_str(HELLO)
-            await next_json(ws, "hello")
+            ws = await after_hello(s, hub)
             await ws.send_str("this is { not json")
             err = await next_json(ws, "error")
             assert err["code"] == "not_json"
@@ -90,9 +96,7 @@ async def test_unknown_type_gets_a_json_error(start_hub):
 
     async def bad() -> None:
         async with aiohttp.ClientSession() as s:
-            ws = await raw(s, hub)
-            await ws.send_str(HELLO)
-            await next_json(ws, "hello")
+            ws = await after_hello(s, hub)
             await ws.send_str(json.dumps({"type": "teleport", "where": "moon"}))
             err = await next_json(ws, "error")
             assert err["code"] == "unknown_type" and "teleport" in err["message"]
@@ -133,9 +137,7 @@ async def test_ten_megabyte_frame_closes_1009(start_hub):
 
     async def bad() -> None:
         async with aiohttp.ClientSession() as s:
-            ws = await raw(s, hub)
-            await ws.send_str(HELLO)
-            await next_json(ws, "hello")
+            ws = await after_hello(s, hub)
             try:
                 await ws.send_bytes(b"\x00" * (10 * 1024 * 1024))
             except (ConnectionError, aiohttp.ClientError):
@@ -158,9 +160,7 @@ async def test_thousand_frames_per_second_is_throttled_then_closed_1008(start_hu
 
     async def bad() -> None:
         async with aiohttp.ClientSession() as s:
-            ws = await raw(s, hub)
-            await ws.send_str(HELLO)
-            await next_json(ws, "hello")
+            ws = await after_hello(s, hub)
             await ws.send_str(json.dumps({"type": "listen", "state": "start", "mode": "auto"}))
             t0 = time.monotonic()
 
