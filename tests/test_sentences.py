@@ -93,9 +93,20 @@ def test_closing_quote_after_chinese_terminator() -> None:
     ("中文" * 100, 120, [120, 80]),
 ])
 def test_long_runs_are_cut_near_max_chars(text: str, max_chars: int, expected_len: list[int]) -> None:
-    pieces = split(text, 7, max_chars=max_chars)
+    pieces = split(text, 7, max_chars=max_chars, first_max_chars=max_chars)
     assert [len(p) for p in pieces] == expected_len
     assert "".join(pieces).replace(" ", "") == text.replace(" ", "")
+
+
+def test_a_long_first_sentence_is_cut_after_a_whole_word_for_a_quick_start() -> None:
+    text = "The provided tools are designed to enhance the experience of every user in the home."
+    pieces = split(text, 4)
+    assert pieces == ["The provided tools are designed to", "enhance the experience of every user in the home."]
+    # Only the first piece: later long sentences wait for their punctuation.
+    assert split("Okay. " + text, 4) == ["Okay.", text]
+    # A first sentence that ends in time is not cut; nor is text without spaces (Chinese).
+    assert split("The kitchen light is on now, as asked.", 4) == ["The kitchen light is on now,", "as asked."]
+    assert split("好" * 60 + "。", 4) == ["好" * 60 + "。"]
 
 
 def test_long_run_prefers_a_comma() -> None:
