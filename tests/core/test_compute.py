@@ -83,3 +83,39 @@ async def test_busy_is_answered_at_once_when_the_queue_ahead_is_too_long():
     # With the queue gone, work is admitted again.
     await pool.run("llm", time.sleep, 0)
     pool.shutdown()
+
+
+def test_background_work_pauses_while_urgent_work_runs_and_resumes_after():
+    pool = ComputePool(workers=2)
+    steps: list[float] = []
+    done = threading.Event()
+
+    def generation() -> None:          # like llama.cpp's per-token callback
+        for _ in range(40):
+            pool.pause_for_urgent(limit=5.0)
+            steps.append(time.monotonic())
+            time.sleep(0.005)
+        done.set()
+
+    with pool.urgent():
+        t = threading.Thread(target=generation)
+        t.start()
+        time.sleep(0.2)
+        assert steps == []             # not one step while the first sentence is synthesized
+        released = time.monotonic()
+    assert done.wait(5)
+    t.join()
+    assert steps[0] >= released and len(steps) == 40
+    assert pool.paused_s >= 0.15
+
+
+def test_a_pause_for_urgent_work_is_bounded():
+    pool = ComputePool(workers=2)
+    with pool.urgent():
+        t0 = time.monotonic()
+        pool.pause_for_urgent(limit=0.1)
+        waited = time.monotonic() - t0
+    assert 0.09 <= waited < 1.0         # background work still advances if urgent work never ends
+    t0 = time.monotonic()
+    pool.pause_for_urgent(limit=5.0)    # nothing urgent: no wait at all
+    assert time.monotonic() - t0 < 0.05

@@ -334,6 +334,7 @@ class LlamaCppLLM:
         deadline = t0 + self.timeout
 
         def should_stop(_ids: Any, _logits: Any) -> bool:
+            self.compute.pause_for_urgent()   # a first sentence is being synthesized: let it have the cores
             return stop.is_set() or time.monotonic() > deadline
 
         with self._lock:
