@@ -175,7 +175,9 @@ class ASRSettings:
     threads: int = 2
     show_partials: bool = False      # send partial transcripts to the device as "stt"
     concurrency: int = 1
-    early_decode_ms: int = 150       # whisper: decode after this much trailing silence (0 = only at the end)
+    early_decode_ms: int = 150       # start on the transcript after this much trailing silence (0 = only at the end)
+    recognizer_pool: int = 2         # vosk: warm recognizers kept for reuse (a fresh one decodes ~10x slower)
+    recognizer_uses: int = 100       # vosk: utterances before a recognizer is rebuilt (bounds its graph cache)
 
 
 ASR_SCHEMA = vol.Schema({
@@ -187,6 +189,8 @@ ASR_SCHEMA = vol.Schema({
     vol.Optional("show_partials", default=False): vol.Boolean(),
     vol.Optional("concurrency", default=1): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
     vol.Optional("early_decode_ms", default=150): vol.All(vol.Coerce(int), vol.Range(min=0, max=5000)),
+    vol.Optional("recognizer_pool", default=2): vol.All(vol.Coerce(int), vol.Range(min=0, max=64)),
+    vol.Optional("recognizer_uses", default=100): vol.All(vol.Coerce(int), vol.Range(min=1)),
 })
 
 
@@ -244,6 +248,7 @@ class FakeSettings:
     """Deterministic providers for tests and demos (selected with provider: fake)."""
 
     asr_text: str = "turn on the kitchen light"
+    asr_draft: str | None = None      # a streaming engine's guess during the trailing silence (None: no drafts)
     llm_reply: str = "Okay. The kitchen light is on now."
     llm_chunk_chars: int = 6
     llm_chunk_delay_ms: int = 0
@@ -254,6 +259,7 @@ class FakeSettings:
 
 FAKE_SCHEMA = vol.Schema({
     vol.Optional("asr_text", default=FakeSettings.asr_text): vol.Coerce(str),
+    vol.Optional("asr_draft", default=None): _opt_str,
     vol.Optional("llm_reply", default=FakeSettings.llm_reply): vol.Coerce(str),
     vol.Optional("llm_chunk_chars", default=6): vol.All(vol.Coerce(int), vol.Range(min=1)),
     vol.Optional("llm_chunk_delay_ms", default=0): vol.All(vol.Coerce(int), vol.Range(min=0)),

@@ -185,33 +185,124 @@ async def test_whisper_discards_the_early_result_when_speech_resumes(whisper: An
 # ---------------------------------------------------------------------------- Vosk (Korean)
 
 
-async def test_vosk_korean_streams_partials_then_a_final(piper: Any, compute: ComputePool):
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def vosk(compute: ComputePool) -> AsyncIterator[Any]:
     need("vosk-ko")
     from xiaozhi_hub.providers import asr_vosk
 
     asr = await asr_vosk.create(settings(asr={"provider": "vosk", "language": "ko"}), compute)
-    try:
-        assert asr.streaming is True
-        pcm, _ = await speak(piper, "Turn on the kitchen light and play some music in the living room.")
-        audio = silence(200) + to_16k(pcm, piper.sample_rate) + silence(400)
-        stream = asr.open_stream()
-        partials: list[Transcript] = []
-        raw: list[dict[str, Any]] = []
-        t0 = time.perf_counter()
-        for i in range(0, len(audio), 1920):
-            out = await stream.feed(audio[i:i + 1920])
-            raw.append(dict(stream.last_partial))
-            if out is not None:
-                partials.append(out)
-        final = await stream.finish()
-        rtf = (time.perf_counter() - t0) / (len(audio) / 32000)
-        await stream.close()
-    finally:
-        await asr.aclose()
+    yield asr
+    await asr.aclose()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def long_command_16k(piper: Any) -> bytes:
+    pcm, _ = await speak(piper, "Turn on the kitchen light and play some music in the living room.")
+    return to_16k(pcm, piper.sample_rate)
+
+
+async def feed(stream: Any, audio: bytes) -> list[Transcript]:
+    out = []
+    for i in range(0, len(audio), 1920):
+        t = await stream.feed(audio[i:i + 1920])
+        if t is not None:
+            out.append(t)
+    return out
+
+
+async def test_vosk_korean_streams_partials_then_a_final(vosk: Any, long_command_16k: bytes):
+    assert vosk.streaming is True
+    audio = silence(200) + long_command_16k + silence(400)
+    stream = vosk.open_stream()
+    partials: list[Transcript] = []
+    raw: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    for i in range(0, len(audio), 1920):
+        out = await stream.feed(audio[i:i + 1920])
+        raw.append(dict(stream.last_partial))
+        if out is not None:
+            partials.append(out)
+    final = await stream.finish()
+    rtf = (time.perf_counter() - t0) / (len(audio) / 32000)
+    await stream.close()
     assert all("partial" in r or "text" in r for r in raw)        # Vosk's own result dicts
     assert partials and all(not p.final and p.text for p in partials)
     assert final.final and isinstance(final.text, str) and final.text
     assert rtf < 1.5
+
+
+async def test_vosk_reuses_warm_recognizers_instead_of_building_one_per_utterance(vosk: Any, command_16k: bytes):
+    # Start-up warmed asr.recognizer_pool (2) recognizers; sequential utterances borrow and return them.
+    assert vosk.pool_size == 2
+    created = vosk.created
+    texts = []
+    for _ in range(3):
+        stream = vosk.open_stream()
+        await feed(stream, silence(200) + command_16k + silence(300))
+        texts.append((await stream.finish()).text)
+        await stream.close()
+    assert vosk.created == created and vosk.idle == 2
+    assert all(texts)
+    # Two utterances at once take both; a third at the same time needs a new (cold) recognizer,
+    # and only the warmest two are kept afterwards.
+    streams = [vosk.open_stream() for _ in range(3)]
+    for s in streams:
+        await feed(s, command_16k[:9600])
+    assert vosk.idle == 0 and vosk.created == created + 1
+    for s in streams:
+        await s.finish()
+        await s.close()
+    assert vosk.idle == 2
+
+
+async def test_vosk_an_abandoned_utterance_gives_its_recognizer_back_reset(vosk: Any, command_16k: bytes):
+    created = vosk.created
+    stream = vosk.open_stream()
+    await feed(stream, command_16k[:len(command_16k) // 2])   # cut off mid-word (barge-in, disconnect)
+    assert vosk.idle == 1
+    await stream.close()
+    assert vosk.idle == 2 and vosk.created == created
+    # The next utterance on that recognizer does not start with the abandoned half-word.
+    stream = vosk.open_stream()
+    await feed(stream, silence(600))
+    assert (await stream.finish()).text == ""
+    await stream.close()
+
+
+async def test_vosk_a_recognizer_is_rebuilt_after_max_uses(vosk: Any, compute: ComputePool, command_16k: bytes):
+    from xiaozhi_hub.providers.asr_vosk import VoskASR
+
+    small = VoskASR(vosk.model, compute, language="ko", pool_size=1, max_uses=2)
+    for _ in range(3):
+        stream = small.open_stream()
+        await feed(stream, command_16k[:16000])
+        await stream.finish()
+    # Uses 1 and 2 on the first recognizer, which then retires; the third utterance needs a second.
+    assert small.created == 2 and small.idle == 1
+
+
+async def test_vosk_draft_finalises_what_was_heard_and_the_end_keeps_those_words(vosk: Any, command_16k: bytes):
+    from xiaozhi_hub.session.turn import same_words
+
+    # The user stops: a draft 150 ms into the silence; only silence follows, so the final says the same.
+    stream = vosk.open_stream()
+    await feed(stream, silence(200) + command_16k + silence(150))
+    draft = await stream.draft()
+    await feed(stream, silence(450))
+    final = await stream.finish()
+    await stream.close()
+    assert draft is not None and draft.text and not draft.final
+    assert final.final and same_words(draft.text, final.text)
+
+    # The user only paused: the words after the draft are added to it, so the two differ.
+    stream = vosk.open_stream()
+    await feed(stream, silence(200) + command_16k + silence(150))
+    draft = await stream.draft()
+    await feed(stream, command_16k + silence(400))
+    final = await stream.finish()
+    await stream.close()
+    assert draft is not None and final.text.startswith(draft.text) and len(final.text) > len(draft.text)
+    assert not same_words(draft.text, final.text)
 
 
 # ---------------------------------------------------------------------------- llama.cpp

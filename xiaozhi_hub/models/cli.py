@@ -189,7 +189,9 @@ asr:
   language: en         # a language code (en, zh, ...) or auto (Whisper detects it; slower)
   beam_size: 1         # 1 is fastest; 5 is slightly more accurate
   threads: 2
-  early_decode_ms: 150 # whisper: start decoding after this much silence, before end of speech (0 = off)
+  early_decode_ms: 150 # after this much silence, before the end of speech: whisper starts decoding,
+                       # vosk starts the answer on its partial transcript (kept if the final one agrees; 0 = off)
+  # recognizer_pool: 2 # vosk: warm recognizers kept for reuse
 
 llm:
   provider: llamacpp   # llamacpp (in process) | openai (llama-server, Ollama, vLLM: set base_url)

@@ -91,6 +91,10 @@ class WhisperStream:
             self._maybe_start_early()
         return None
 
+    async def draft(self) -> Transcript | None:
+        """None: a batch engine has no transcript before it decodes (its early decode covers that)."""
+        return None
+
     def _classify(self) -> None:
         while self._vad_pos + _FRAME_BYTES <= len(self._pcm):
             frame = bytes(self._pcm[self._vad_pos:self._vad_pos + _FRAME_BYTES])

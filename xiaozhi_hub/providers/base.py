@@ -43,6 +43,10 @@ class VADStream(Protocol):
     def reset(self) -> None:
         """Forget all state (new utterance)."""
 
+    @property
+    def quiet_ms(self) -> int:
+        """Trailing silence inside speech so far, in ms (0 while the user talks or outside speech)."""
+
 
 @runtime_checkable
 class VAD(Protocol):
@@ -66,6 +70,12 @@ class ASRStream(Protocol):
 
     async def finish(self) -> Transcript:
         """End of speech: return the final transcript (``final=True``)."""
+
+    async def draft(self) -> Transcript | None:
+        """The transcript of everything fed so far, when the engine can give it quickly (streaming
+        engines), else None. Audio fed afterwards continues the utterance: ``finish`` returns the
+        draft's words plus whatever followed. The hub starts the answer on a draft during the
+        trailing silence and keeps it only if the final transcript says the same words."""
 
     async def close(self) -> None:
         """Release per-utterance resources; safe to call twice and after cancellation."""

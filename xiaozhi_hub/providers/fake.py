@@ -31,8 +31,9 @@ FAKE_TTS_AMPLITUDE = 0.3
 class FakeASRStream:
     """Accumulates signal energy only (not the audio), so long utterances cost no memory."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, draft: str | None = None) -> None:
         self._text = text
+        self._draft = draft
         self._sum_squares = 0.0
         self._samples = 0
         self._carry = b""
@@ -55,6 +56,12 @@ class FakeASRStream:
         text = self._text if self.rms >= SILENCE_RMS else ""
         return Transcript(text, final=True)
 
+    async def draft(self) -> Transcript | None:
+        """``fake.asr_draft`` (what a streaming engine guessed before the end), if set and heard."""
+        if self._draft is None or self.rms < SILENCE_RMS:
+            return None
+        return Transcript(self._draft, final=False)
+
     async def close(self) -> None:
         self.closed = True
 
@@ -69,7 +76,7 @@ class FakeASR:
         self.settings = settings
 
     def open_stream(self) -> FakeASRStream:
-        return FakeASRStream(self.settings.asr_text)
+        return FakeASRStream(self.settings.asr_text, self.settings.asr_draft)
 
 
 # ---------------------------------------------------------------------------- LLM

@@ -47,6 +47,11 @@ class WebRtcVADStream:
         """True between SPEECH_START and SPEECH_END."""
         return self._in_speech
 
+    @property
+    def quiet_ms(self) -> int:
+        """Trailing silence so far inside speech (0 outside speech or while the user talks)."""
+        return self._quiet_frames * FRAME_MS if self._in_speech else 0
+
     def feed(self, pcm: bytes) -> list[VADEvent]:
         self._buf += pcm
         events: list[VADEvent] = []
