@@ -10,7 +10,7 @@ import pytest
 
 from xiaozhi_hub.pipeline.agent import Agent, device_tool_specs
 from xiaozhi_hub.protocol import mcp
-from xiaozhi_hub.providers.base import TextDelta
+from xiaozhi_hub.providers.base import ChatMessage, TextDelta
 from xiaozhi_hub.providers.fake import FakeLLM
 from xiaozhi_hub.settings import FakeSettings
 from xiaozhi_hub.tools.home_assistant import HomeEntity
@@ -253,3 +253,59 @@ async def test_without_a_database_the_context_is_kept_in_process():
     await collect(agent.reply(link, "who am I"))
     prompt = [(m.role, m.content) for m in llm.seen[1][0]]
     assert prompt[1:] == [("user", "I am Ann"), ("assistant", "Hi Ann."), ("user", "who am I")]
+
+
+# ---------------------------------------------------------------------------- speculation (the gate)
+
+
+async def test_a_gated_reply_generates_but_stores_and_calls_nothing_until_the_gate_opens():
+    fake = FakeLLM(FakeSettings(llm_reply="Done, volume is thirty.",
+                                llm_tool_call=json.dumps({"name": "self_audio_speaker_set_volume",
+                                                          "arguments": {"volume": 30}})))
+    agent = Agent(settings(intents={"enabled": False}), fake)
+    link = FakeLink()
+    gate = asyncio.Event()
+    out: list[str] = []
+
+    async def run() -> None:
+        async for delta in agent.reply(link, "make it thirty", gate=gate):
+            out.append(delta)
+
+    task = asyncio.create_task(run())
+    await asyncio.sleep(0.05)
+    # The LLM asked for the tool at once: the reply waits at the gate, having done nothing.
+    assert not task.done() and link.calls == [] and await agent._context(link.device_id) == \
+        [ChatMessage("system", agent.settings.llm.system_prompt)]
+    gate.set()
+    await task
+    assert link.calls == [("self.audio_speaker.set_volume", {"volume": 30})]
+    assert "".join(out) == "Done, volume is thirty."
+    history = [(m.role, m.content) for m in await agent._context(link.device_id)][1:]
+    assert history == [("user", "make it thirty"), ("assistant", "Done, volume is thirty.")]
+
+
+async def test_a_gated_reply_closed_before_the_gate_opens_leaves_no_trace():
+    llm = ScriptedLLM(scripts=[[TextDelta("Hello "), TextDelta("there.")]])
+    agent = Agent(settings(), llm)
+    link = FakeLink()
+    gate = asyncio.Event()
+    reply = agent.reply(link, "hello", gate=gate)
+    # The whole text is generated ahead (that is the point of speculating)...
+    assert [await reply.__anext__(), await reply.__anext__()] == ["Hello ", "there."]
+    # ...but the reply is discarded: nothing reaches the conversation.
+    await reply.aclose()
+    await asyncio.sleep(0)
+    assert await agent._context(link.device_id) == [ChatMessage("system", agent.settings.llm.system_prompt)]
+    assert link.calls == []
+
+
+async def test_a_gated_intent_does_not_act_before_the_gate_opens():
+    agent = Agent(settings(), ScriptedLLM())
+    link = FakeLink()
+    gate = asyncio.Event()
+    task = asyncio.create_task(collect(agent.reply(link, "set the volume to thirty", gate=gate)))
+    await asyncio.sleep(0.05)
+    assert link.calls == [] and not task.done()
+    gate.set()
+    assert await task                    # the spoken confirmation
+    assert link.calls == [("self.audio_speaker.set_volume", {"volume": 30})]

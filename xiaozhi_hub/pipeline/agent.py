@@ -127,11 +127,13 @@ def _iot_state(thing: str) -> Callable[[ToolContext, Mapping[str, Any]], Awaitab
 
 
 class _Answer:
-    """The assistant's answer as it streams, and whether it was completed and stored."""
+    """The assistant's answer as it streams, and whether it was confirmed (not a discarded
+    speculation), completed and stored."""
 
     def __init__(self, device_id: str) -> None:
         self.device_id = device_id
         self.parts: list[str] = []
+        self.confirmed = False
         self.complete = False
         self.committed = False
 
@@ -293,8 +295,13 @@ class Agent:
         return [ChatMessage("system", system), *self._volatile.get(device_id, ())]
 
     # ------------------------------------------------------------------ the turn
-    async def reply(self, link: DeviceLink, text: str) -> AsyncIterator[str]:
-        """Stream the spoken answer to ``text`` as text deltas."""
+    async def reply(self, link: DeviceLink, text: str, gate: asyncio.Event | None = None) -> AsyncIterator[str]:
+        """Stream the spoken answer to ``text`` as text deltas.
+
+        With a ``gate`` (a speculative answer, started before the user is known to have finished) the
+        reply may read the conversation and generate text, but it stores nothing and calls no tool
+        until the gate is set; closed before that, it leaves no trace.
+        """
         text = text.strip()
         if not text:
             return
@@ -302,12 +309,13 @@ class Agent:
         found = self.match_intent(text)
         self._metric("intent_match", time.perf_counter() - t0)
         if found is not None:
+            if gate is not None:
+                await gate.wait()   # an intent is fast anyway: nothing to gain before the commit
             self._metric("intent_turns")
             async for delta in self._intent_reply(link, text, *found):
                 yield delta
             return
-        self._metric("llm_turns")
-        async for delta in self._llm_reply(link, text):
+        async for delta in self._llm_reply(link, text, gate):
             yield delta
 
     async def _intent_reply(self, link: DeviceLink, text: str, match: IntentMatch,
@@ -330,16 +338,28 @@ class Agent:
             await self._remember(link.device_id, "assistant", say)
         yield say
 
-    async def _llm_reply(self, link: DeviceLink, text: str) -> AsyncIterator[str]:
+    async def _llm_reply(self, link: DeviceLink, text: str, gate: asyncio.Event | None = None) -> AsyncIterator[str]:
         lang = detect_language(text)
         if self.memory is not None:
             await self.memory.yield_to_turn(link.device_id)
         messages = [*await self._context(link.device_id), ChatMessage("user", text)]
-        await self._remember(link.device_id, "user", text)
+        answer = _Answer(link.device_id)
+
+        async def confirmed() -> None:
+            """Wait for the gate (speculation), then store the user's words, once."""
+            if answer.confirmed:
+                return
+            if gate is not None:
+                await gate.wait()
+            answer.confirmed = True
+            self._metric("llm_turns")
+            await self._remember(link.device_id, "user", text)
+
+        if gate is None:
+            await confirmed()
         tools = self.tools_for(link)
         tctx = self._tool_context(link, lang)
         max_depth = self.settings.agent.max_tool_depth
-        answer = _Answer(link.device_id)
         # A cancelled turn (barge-in) may leave this generator suspended at a ``yield`` until it is
         # garbage-collected; the task's done callback commits the partial answer promptly instead.
         task = asyncio.current_task()
@@ -361,12 +381,14 @@ class Agent:
                         calls.append(event)
                 if not calls:
                     break
+                await confirmed()   # a tool acts on the world: never on a speculation
                 messages.append(ChatMessage("assistant", "".join(said), tool_calls=tuple(calls)))
                 for call in calls:
                     result, say = await self._run_llm_tool(tools, call, tctx)
                     if say:
                         fallback = say
                     messages.append(ChatMessage("tool", result, tool_call_id=call.id, name=call.name))
+            await confirmed()
             if not answer.text and fallback:
                 answer.parts.append(fallback)
                 yield fallback
@@ -376,8 +398,9 @@ class Agent:
             await self._commit(answer)
 
     async def _commit(self, answer: "_Answer") -> None:
-        """Store the assistant's answer once (complete, or marked interrupted), then maybe summarise."""
-        if answer.committed:
+        """Store the assistant's answer once (complete, or marked interrupted), then maybe summarise.
+        A speculative answer that was never confirmed is not stored at all."""
+        if answer.committed or not answer.confirmed:
             return
         answer.committed = True
         if answer.text:
@@ -386,7 +409,7 @@ class Agent:
             self.memory.schedule_summary(answer.device_id)
 
     def _commit_later(self, answer: "_Answer") -> None:
-        if answer.committed:
+        if answer.committed or not answer.confirmed:
             return
         task = asyncio.ensure_future(self._commit(answer))
         task.set_name(f"commit-answer:{answer.device_id}")

@@ -23,8 +23,11 @@ from ..providers.base import TTS
 
 @dataclass(frozen=True, slots=True)
 class SentenceStart:
+    """A sentence is about to be spoken. ``face`` = (emotion, text) of an ``llm`` message to send
+    first; ``text`` may be empty when a piece of the reply only changes the face (an emoji)."""
+
     text: str
-    emotion: str | None = None
+    face: tuple[str, str | None] | None = None
 
 
 class EndOfSpeech:
@@ -63,13 +66,13 @@ class Pacer:
         return max(0.0, self.buffer_end - self.clock())
 
 
-async def speak(queue: "asyncio.Queue[SentenceStart | bytes | EndOfSpeech]",
+async def speak(next_item: Callable[[], Awaitable["SentenceStart | bytes | EndOfSpeech"]],
                 send_sentence: Callable[[SentenceStart], Awaitable[None]],
                 send_frame: Callable[[bytes], Awaitable[None]],
                 pacer: Pacer, on_first_frame: Callable[[], None] | None = None) -> None:
-    """Consume sentences and Opus frames from ``queue`` and send them, paced, until END."""
+    """Take sentences and Opus frames from ``next_item`` (a queue's ``get``) and send them, paced, until END."""
     while True:
-        item = await queue.get()
+        item = await next_item()
         if isinstance(item, EndOfSpeech):
             return
         if isinstance(item, SentenceStart):

@@ -21,13 +21,14 @@ from ..protocol import binary, codec, mcp
 from ..protocol.messages import (Abort, AudioParams, DeviceGoodbye, DeviceHello, DeviceMcp, Direction,
                                  Error, IotCommand, IotUpdate, Listen, ListenMode, ListenState, Message,
                                  Ping, Pong, ProtocolError, ServerHello, Stt, Tts, TtsState)
-from ..providers.base import VADEvent
+from ..providers.base import Transcript, VADEvent
 from .mcp_client import McpCallError, McpClient
 from .state import SessionState, check_transition
 from .utterance import Utterance
 
 if TYPE_CHECKING:
     from ..context import HubContext
+    from .turn import Speculation
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Session:
         self.iot_states: dict[str, dict[str, Any]] = {}
         self.utterance: Utterance | None = None
         self.turn: asyncio.Task[None] | None = None
+        self.speculation: "Speculation | None" = None   # an answer started on a draft transcript
         self.connected_at = time.monotonic()
         self.last_voice = self.connected_at          # idle timeout is measured from here
         self._decoder: OpusDecoder | None = None
@@ -266,16 +268,41 @@ class Session:
         show = self.ctx.settings.asr.show_partials and p.asr.streaming
         return Utterance(self.ctx.settings, p.vad, p.asr, use_vad,
                          on_partial=(lambda t: self.spawn(self.send(Stt(t.text, session_id=self.id)), "partial"))
-                         if show else None)
+                         if show else None,
+                         on_draft=self._speculate, on_resume=self._unspeculate)
+
+    # -- speculation: the answer starts on a draft transcript during the trailing silence
+    def _speculate(self, draft: Transcript) -> None:
+        if self.state is not S.LISTENING or "agent" not in self.ctx.extras:
+            return
+        lim = self.ctx.compute.limit("llm")
+        if lim.active >= lim.limit or lim.waiting:
+            return   # a guess starts only on an idle LLM: it must not queue ahead of another device's turn
+        from .turn import Speculation  # local import: turn imports the pipeline
+
+        self._unspeculate()
+        self.speculation = Speculation(self, draft.text)
+        self.ctx.extras["metrics"].inc("speculations")
+
+    def _unspeculate(self) -> None:
+        spec, self.speculation = self.speculation, None
+        if spec is not None:
+            self.ctx.extras["metrics"].inc("speculation_misses")
+            self.spawn(spec.discard(), "speculation-discard")
 
     async def _drop_utterance(self) -> None:
         utt, self.utterance = self.utterance, None
+        spec, self.speculation = self.speculation, None
+        if spec is not None:
+            self.ctx.extras["metrics"].inc("speculation_misses")
+            await spec.discard()
         if utt is not None:
             await utt.close()
 
     def _start_turn_from_utterance(self, utt: Utterance) -> None:
         self.utterance = None
         if not utt.heard_speech:
+            self._unspeculate()
             # Nothing worth answering (a click, or listen stop right after start).
             self.spawn(utt.close(), "utterance-close")
             if self.mode is ListenMode.MANUAL:
@@ -285,8 +312,9 @@ class Session:
             return
         from .turn import run_turn  # local import: turn imports the pipeline
 
+        speculation, self.speculation = self.speculation, None
         self.set_state(S.THINKING)
-        self.turn = self.spawn(run_turn(self, utt), "turn")
+        self.turn = self.spawn(run_turn(self, utt, speculation), "turn")
 
     def start_reply(self, deltas: AsyncIterator[str], user_text: str | None = None) -> asyncio.Task[None]:
         """Speak a reply that does not come from the microphone (announcements, MQTT "say")."""

@@ -8,9 +8,11 @@ the end of speech, which is what a user feels.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
+import unicodedata
 from typing import TYPE_CHECKING, AsyncIterator
 
 from ..metrics import Metrics
@@ -60,10 +62,22 @@ class TurnTiming:
         if start is not None:
             self.metrics.observe(stage, now - start)
 
+    def absorb(self, other: "TurnTiming") -> None:
+        """Take over the stages a speculative answer reached before the end of speech (they count as
+        0 s in the metrics: the work was done before the user had finished)."""
+        start = self.stamps.get("end_of_speech")
+        for stage, at in other.stamps.items():
+            if stage in self.stamps:
+                continue
+            self.stamps[stage] = at
+            if start is not None and stage != "draft":
+                self.metrics.observe(stage, max(0.0, at - start))
 
-async def run_turn(session: "Session", utt: Utterance) -> None:
+
+async def run_turn(session: "Session", utt: Utterance, speculation: "Speculation | None" = None) -> None:
     ctx = session.ctx
-    timing = TurnTiming(ctx.extras["metrics"], utt.ended_at or time.monotonic())
+    metrics = ctx.extras["metrics"]
+    timing = TurnTiming(metrics, utt.ended_at or time.monotonic())
     session.turn_log.append(timing.stamps)
     asr = asyncio.ensure_future(utt.finish())
     try:
@@ -74,27 +88,47 @@ async def run_turn(session: "Session", utt: Utterance) -> None:
             if not done:
                 # Transcription is queued behind other devices: start speaking now ("One moment.")
                 # and answer as soon as the transcript is there.
+                speculation = await _drop(speculation, metrics)
                 await speak_reply(session, _reply_after_asr(session, asr, timing), timing)
                 return
         # The usual order: stt, then tts start and the answer.
         try:
             transcript = await asr
         except (BusyError, ProviderError) as err:
+            speculation = await _drop(speculation, metrics)
             await speak_reply(session, _asr_failure(session, err), timing)
             return
         timing.mark("asr_final")
         text = transcript.text.strip()
         if not text:
+            speculation = await _drop(speculation, metrics)
             _after_reply_state(session)
             return
         await session.send(Stt(text, session_id=session.id))
-        ctx.extras["metrics"].inc("turns")
+        metrics.inc("turns")
+        if speculation is not None and same_words(speculation.text, text):
+            # The answer started during the trailing silence is the right one: play it.
+            metrics.inc("speculation_hits")
+            reply, speculation = speculation.adopt(timing), None
+            await reply.play()
+            return
+        speculation = await _drop(speculation, metrics)
         agent: Agent = ctx.extras["agent"]
         await speak_reply(session, agent.reply(session, text), timing)
     finally:
+        if speculation is not None:     # cancelled (abort, barge-in, close) before it was decided
+            await speculation.discard()
         if not asr.done():
             asr.cancel()
         await utt.close()
+
+
+async def _drop(speculation: "Speculation | None", metrics: Metrics) -> None:
+    """Discard a speculative answer that is not wanted (returns None, to clear the caller's reference)."""
+    if speculation is not None:
+        metrics.inc("speculation_misses")
+        await speculation.discard()
+    return None
 
 
 async def _asr_failure(session: "Session", err: BaseException) -> AsyncIterator[str]:
@@ -142,146 +176,238 @@ def _after_reply_state(session: "Session") -> None:
             session.utterance = session._new_utterance()
 
 
-async def speak_reply(session: "Session", deltas: AsyncIterator[str], timing: TurnTiming | None = None) -> None:
-    """``tts start``, then each sentence (``llm`` emotion, ``sentence_start``, paced audio), then ``tts stop``."""
-    ctx = session.ctx
-    settings = ctx.settings
-    metrics = ctx.extras["metrics"]
-    if timing is None:
-        timing = TurnTiming(metrics, None)
-        session.turn_log.append(timing.stamps)
-    tts = ctx.providers.tts
-    await session.send(Tts(TtsState.START, session_id=session.id))
-    t_tts_start = time.monotonic()
-    if session.state is not SessionState.SPEAKING:
-        session.set_state(SessionState.SPEAKING)
-    gap = settings.session.tts_start_gap_ms / 1000.0
-    queue: asyncio.Queue[SentenceStart | bytes | EndOfSpeech] = asyncio.Queue(
-        maxsize=settings.audio.prebuffer_frames + 4)
-    pacer = Pacer(settings.audio.frame_duration_ms, settings.audio.prebuffer_frames)
-    first_sentence = True
+class Reply:
+    """One spoken answer: ``tts start``, then each sentence (``llm`` face, ``sentence_start``, paced
+    audio), then ``tts stop``.
 
-    async def say(sentence: str, maker: FrameMaker) -> None:
-        nonlocal first_sentence
-        spoken = clean_for_speech(sentence)
-        emotion = emotion_of(sentence)
-        if first_sentence or emotion:
-            await session.send(Llm(emotion or "happy", sentence if emotion else None, session_id=session.id))
-        if not spoken:
+    The *producer* (reply text → sentences → TTS → Opus frames, into a bounded queue) can start
+    before the answer is allowed to play: a speculative answer is prepared during the user's
+    trailing silence and sits in the queue until :meth:`play`. Nothing reaches the device before
+    ``play``; :meth:`discard` throws an unplayed answer away.
+    """
+
+    def __init__(self, session: "Session", deltas: AsyncIterator[str], timing: TurnTiming | None = None) -> None:
+        self.session = session
+        self.deltas = deltas
+        ctx = session.ctx
+        self.settings = ctx.settings
+        self.metrics: Metrics = ctx.extras["metrics"]
+        if timing is None:
+            timing = TurnTiming(self.metrics, None)
+            session.turn_log.append(timing.stamps)
+        self.timing = timing
+        self.queue: asyncio.Queue[SentenceStart | bytes | EndOfSpeech] = asyncio.Queue(
+            maxsize=self.settings.audio.prebuffer_frames + 4)
+        self._sentences: asyncio.Queue[str | None] = asyncio.Queue()   # text is tiny: unbounded
+        self._producer: asyncio.Task[None] | None = None
+
+    # -- the producer ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start preparing the answer (idempotent)."""
+        if self._producer is None:
+            self._producer = asyncio.create_task(self._produce(), name=f"produce:{self.session.device_id}")
+
+    async def discard(self) -> None:
+        """Drop an answer that was never played: stop the LLM and TTS work behind it."""
+        producer = self._producer
+        if producer is None:
+            with contextlib.suppress(Exception):
+                await self.deltas.aclose()  # type: ignore[attr-defined]
             return
-        first_sentence = False
-        timing.mark("first_sentence")
-        await queue.put(SentenceStart(spoken))
-        async for frame in synthesize_frames(tts, spoken, maker):
-            timing.mark("first_synth")
-            await queue.put(frame)
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await producer
 
-    sentences: asyncio.Queue[str | None] = asyncio.Queue()   # text is tiny: unbounded
-
-    async def pump() -> None:
-        """LLM text → sentences, as fast as the LLM writes. Decoupled from audio pacing so the LLM
+    async def _pump(self) -> None:
+        """Reply text → sentences, as fast as the LLM writes. Decoupled from audio pacing so the LLM
         slot is released when generation ends, not when the device has finished playing the reply."""
         splitter = SentenceSplitter()
         try:
             # aclosing: a cancelled reply closes the agent's generator (and the LLM stream) right away.
-            async with contextlib.aclosing(deltas) as stream:
+            async with contextlib.aclosing(self.deltas) as stream:  # type: ignore[type-var]
                 async for delta in stream:
-                    timing.mark("first_token")
+                    self.timing.mark("first_token")
                     for sentence in splitter.feed(delta):
-                        sentences.put_nowait(sentence)
+                        self._sentences.put_nowait(sentence)
             for sentence in splitter.flush():
-                sentences.put_nowait(sentence)
+                self._sentences.put_nowait(sentence)
         except BusyError:
-            metrics.inc("busy_answers")
-            sentences.put_nowait(phrase(settings, BUSY_TEXT))
+            self.metrics.inc("busy_answers")
+            self._sentences.put_nowait(phrase(self.settings, BUSY_TEXT))
         except ProviderError as err:
-            log.warning("%s: reply failed: %s", session, err)
-            sentences.put_nowait(phrase(settings, ERROR_TEXT))
+            log.warning("%s: reply failed: %s", self.session, err)
+            self._sentences.put_nowait(phrase(self.settings, ERROR_TEXT))
         finally:
-            sentences.put_nowait(None)
+            self._sentences.put_nowait(None)
 
-    filler_after = settings.session.filler_after_ms / 1000.0
-    end_of_speech = timing.stamps.get("end_of_speech")
-    waited_for_first = False
-
-    async def next_sentence() -> str | None:
-        """The next sentence; before the first one, "One moment." once the user has waited too long."""
-        nonlocal waited_for_first
-        if waited_for_first or not filler_after or end_of_speech is None:
-            return await sentences.get()
-        waited_for_first = True
+    async def _produce(self) -> None:
+        ctx = self.session.ctx
+        maker = FrameMaker(ctx.providers.tts.sample_rate, self.settings.audio.downlink_sample_rate,
+                           self.settings.audio.frame_duration_ms, ctx.compute)
+        writer = asyncio.create_task(self._pump(), name=f"pump:{self.session.device_id}")
+        first = True
         try:
-            async with asyncio.timeout(max(0.0, end_of_speech + filler_after - time.monotonic())):
-                return await sentences.get()
-        except TimeoutError:
-            await say_phrase(phrase(settings, FILLER_TEXT))
-            return await sentences.get()
-
-    async def say_phrase(text: str) -> None:
-        cache = ctx.extras.get("phrases")
-        if cache is None:
-            return
-        metrics.inc("fillers")
-        frames = await cache.frames(text)
-        await queue.put(SentenceStart(text))
-        for frame in frames:
-            await queue.put(frame)
-
-    async def produce() -> None:
-        maker = FrameMaker(tts.sample_rate, settings.audio.downlink_sample_rate,
-                           settings.audio.frame_duration_ms, ctx.compute)
-        writer = asyncio.create_task(pump(), name=f"pump:{session.device_id}")
-        try:
-            while (sentence := await next_sentence()) is not None:
+            while (sentence := await self._sentences.get()) is not None:
                 try:
-                    await say(sentence, maker)
+                    first = await self._say(sentence, maker, first)
                 except BusyError:
-                    metrics.inc("busy_answers")
-                    log.warning("%s: TTS busy, sentence skipped", session)
+                    self.metrics.inc("busy_answers")
+                    log.warning("%s: TTS busy, sentence skipped", self.session)
                 except ProviderError as err:
-                    log.warning("%s: TTS failed: %s", session, err)
+                    log.warning("%s: TTS failed: %s", self.session, err)
         finally:
             if not writer.done():
                 writer.cancel()
         # Only a finished producer signals the end: after a cancellation the consumer is gone and a
         # put into a full queue would never return.
-        await queue.put(END)
+        await self.queue.put(END)
 
-    async def send_sentence(item: SentenceStart) -> None:
-        await session.send(Tts(TtsState.SENTENCE_START, item.text, session_id=session.id))
+    async def _say(self, sentence: str, maker: FrameMaker, first: bool) -> bool:
+        """Queue one sentence and its frames; returns whether the first spoken sentence is still to come."""
+        spoken = clean_for_speech(sentence)
+        emotion = emotion_of(sentence)
+        face = (emotion or "happy", sentence if emotion else None) if (first or emotion) else None
+        if not spoken:
+            if face is not None:
+                await self.queue.put(SentenceStart("", face))
+            return first
+        self.timing.mark("first_sentence")
+        await self.queue.put(SentenceStart(spoken, face))
+        with contextlib.ExitStack() as urgent:
+            if first:   # the user is waiting for this one: other work pauses until it is synthesized
+                urgent.enter_context(self.session.ctx.compute.urgent())
+            async for frame in synthesize_frames(self.session.ctx.providers.tts, spoken, maker):
+                self.timing.mark("first_synth")
+                urgent.close()
+                await self.queue.put(frame)
+        return False
 
-    first = True
+    # -- the consumer ------------------------------------------------------------------------------
+    async def play(self) -> None:
+        session = self.session
+        settings = self.settings
+        await session.send(Tts(TtsState.START, session_id=session.id))
+        t_tts_start = time.monotonic()
+        if session.state is not SessionState.SPEAKING:
+            session.set_state(SessionState.SPEAKING)
+        self.start()
+        gap = settings.session.tts_start_gap_ms / 1000.0
+        pacer = Pacer(settings.audio.frame_duration_ms, settings.audio.prebuffer_frames)
+        filler_after = settings.session.filler_after_ms / 1000.0
+        end_of_speech = self.timing.stamps.get("end_of_speech")
+        pending: collections.deque[SentenceStart | bytes] = collections.deque()
+        waited = not filler_after or end_of_speech is None
 
-    async def send_frame(frame: bytes) -> None:
-        nonlocal first
-        if first:
-            first = False
-            wait = gap - (time.monotonic() - t_tts_start)
-            if wait > 0:
-                await asyncio.sleep(wait)  # let the device enter "speaking" before audio arrives
-        await session.send_audio(frame)
-        timing.mark("first_audio")
+        async def next_item() -> SentenceStart | bytes | EndOfSpeech:
+            """The next queued item; before the first one, "One moment." once the user has waited too long."""
+            nonlocal waited
+            if pending:
+                return pending.popleft()
+            if waited:
+                return await self.queue.get()
+            waited = True
+            assert end_of_speech is not None
+            try:
+                async with asyncio.timeout(max(0.0, end_of_speech + filler_after - time.monotonic())):
+                    return await self.queue.get()
+            except TimeoutError:
+                filler = await self._filler()
+                if not filler:
+                    return await self.queue.get()
+                pending.extend(filler[1:])
+                return filler[0]
 
-    producer = asyncio.create_task(produce(), name=f"produce:{session.device_id}")
-    try:
-        await speak(queue, send_sentence, send_frame, pacer)
-        await producer
-        # Let the device play what it buffered before it leaves "speaking".
-        drain = pacer.drained_in()
-        if drain > 0:
-            await asyncio.sleep(drain)
-    except asyncio.CancelledError:
-        producer.cancel()
-        raise
-    except Exception:
-        producer.cancel()
-        log.exception("%s: turn failed", session)
-        await session.send(Alert("error", ERROR_TEXT, "sad", session_id=session.id))
-    await session.send(Tts(TtsState.STOP, session_id=session.id))
-    timing.mark("tts_stop")
-    metrics.inc("frames_out", pacer.frames_sent)
-    session.last_voice = time.monotonic()  # the idle timeout counts from the end of the answer
-    if session.state is SessionState.SPEAKING:
-        _after_reply_state(session)
-    if session._end_after_reply:
-        await session.close(1000, "conversation ended")
+        async def send_sentence(item: SentenceStart) -> None:
+            if item.face is not None:
+                emotion, text = item.face
+                await session.send(Llm(emotion, text, session_id=session.id))
+            if item.text:
+                await session.send(Tts(TtsState.SENTENCE_START, item.text, session_id=session.id))
+
+        first = True
+
+        async def send_frame(frame: bytes) -> None:
+            nonlocal first
+            if first:
+                first = False
+                wait = gap - (time.monotonic() - t_tts_start)
+                if wait > 0:
+                    await asyncio.sleep(wait)  # let the device enter "speaking" before audio arrives
+            await session.send_audio(frame)
+            self.timing.mark("first_audio")
+
+        producer = self._producer
+        assert producer is not None
+        try:
+            await speak(next_item, send_sentence, send_frame, pacer)
+            await producer
+            # Let the device play what it buffered before it leaves "speaking".
+            drain = pacer.drained_in()
+            if drain > 0:
+                await asyncio.sleep(drain)
+        except asyncio.CancelledError:
+            producer.cancel()
+            raise
+        except Exception:
+            producer.cancel()
+            log.exception("%s: turn failed", session)
+            await session.send(Alert("error", ERROR_TEXT, "sad", session_id=session.id))
+        await session.send(Tts(TtsState.STOP, session_id=session.id))
+        self.timing.mark("tts_stop")
+        self.metrics.inc("frames_out", pacer.frames_sent)
+        session.last_voice = time.monotonic()  # the idle timeout counts from the end of the answer
+        if session.state is SessionState.SPEAKING:
+            _after_reply_state(session)
+        if session._end_after_reply:
+            await session.close(1000, "conversation ended")
+
+    async def _filler(self) -> list[SentenceStart | bytes]:
+        cache = self.session.ctx.extras.get("phrases")
+        if cache is None:
+            return []
+        self.metrics.inc("fillers")
+        text = phrase(self.settings, FILLER_TEXT)
+        return [SentenceStart(text), *await cache.frames(text)]
+
+
+async def speak_reply(session: "Session", deltas: AsyncIterator[str], timing: TurnTiming | None = None) -> None:
+    """Speak a streamed reply now (see :class:`Reply`)."""
+    await Reply(session, deltas, timing).play()
+
+
+def same_words(a: str, b: str) -> bool:
+    """Whether two transcripts say the same thing, ignoring case, spacing and punctuation."""
+    def norm(text: str) -> str:
+        return "".join(ch for ch in text.casefold() if unicodedata.category(ch)[0] in "LN")
+    return norm(a) == norm(b)
+
+
+class Speculation:
+    """An answer started on a draft transcript while the user is (probably) done but the VAD is still
+    waiting out the end-of-speech silence.
+
+    The agent runs with a *gate*: it may read the conversation and generate text (and the reply may
+    be synthesized), but it stores nothing and calls no tool until the gate opens. At the end of
+    speech the turn either adopts the speculation (the final transcript says the same words: open the
+    gate and play) or discards it without a trace.
+    """
+
+    def __init__(self, session: "Session", text: str) -> None:
+        self.text = text
+        self.gate = asyncio.Event()
+        self.started_at = time.monotonic()
+        agent: Agent = session.ctx.extras["agent"]
+        self.timing = TurnTiming(session.ctx.extras["metrics"], None)
+        self.timing.stamps["draft"] = self.started_at
+        self.reply = Reply(session, agent.reply(session, text, gate=self.gate), self.timing)
+        self.reply.start()
+
+    def adopt(self, timing: TurnTiming) -> Reply:
+        """Commit: the answer may act and be stored now; its stages count towards ``timing``."""
+        timing.absorb(self.timing)
+        self.reply.timing = timing
+        self.gate.set()
+        return self.reply
+
+    async def discard(self) -> None:
+        await self.reply.discard()
