@@ -250,3 +250,36 @@ async def test_a_new_turn_stops_a_running_llm_summary_and_it_resumes_afterwards(
     await agent.memory.wait_idle()
     assert (await agent.memory.store.summary(link.device_id))[0] == "Summary."
     await agent.close()
+
+
+class PrefillingLLM(ScriptedLLM):
+    """Records the prompts the agent asks it to pre-evaluate (llama.cpp's prefix cache)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prefilled: list[tuple[list[tuple[str, str]], bool]] = []
+
+    async def prefill(self, messages, tools=(), only_if_idle=False) -> None:
+        self.prefilled.append(([(m.role, m.content) for m in messages], only_if_idle))
+
+
+async def test_after_a_summary_folds_messages_the_next_prompt_is_prefilled(tmp_path, db):
+    cfg = settings(tmp_path, memory={"window_messages": 4, "summarizer": "extractive"})
+    llm = PrefillingLLM()
+    agent = Agent(cfg, llm, db=db)
+    link = FakeLink()
+    for i in range(2):                          # 4 messages: they fit the window, nothing folds
+        await collect(agent.reply(link, f"question {i}"))
+        await agent.memory.wait_idle()
+    assert llm.prefilled == []
+    await collect(agent.reply(link, "question 2"))   # 6 messages: the oldest are summarised
+    await agent.memory.wait_idle()
+    assert len(llm.prefilled) == 1
+    prompt, only_if_idle = llm.prefilled[0]
+    assert only_if_idle                          # never queue ahead of a device's turn
+    # Exactly what the next turn's prompt will start with: system, the new summary, the window.
+    assert prompt == [(m.role, m.content) for m in await agent._context(link.device_id)]
+    assert prompt[1][0] == "system" and prompt[1][1].startswith(SUMMARY_HEADER)
+    assert prompt[-1] == ("assistant", "Okay.")
+    await collect(agent.reply(link, "question 3"))
+    assert [(m.role, m.content) for m in llm.seen[-1][0]][:-1] == prompt

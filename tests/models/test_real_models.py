@@ -322,6 +322,28 @@ async def test_llama_streams_tokens_for_a_chat_prompt(llama: Any):
     assert llama.last_stats.completion_tokens >= len(deltas)
 
 
+async def test_llama_prefill_leaves_the_conversation_in_the_prefix_cache(llama: Any):
+    from xiaozhi_hub.providers.llm_llamacpp import to_template_messages
+
+    history = [ChatMessage("system", "You are a terse assistant."), ChatMessage("user", "My name is Ann."),
+               ChatMessage("assistant", "Nice to meet you, Ann.")]
+    await llama.prefill(history)
+    model = llama.llm
+    cached = [int(t) for t in model.input_ids[:model.n_tokens]]
+    msgs, tools = to_template_messages([*history, ChatMessage("user", "What is my name?")], (),
+                                       native_tools=llama.native_tools, default_system=llama.system_prompt,
+                                       tool_role=llama.tool_role)
+    following = llama._prompt_tokens(msgs, tools, 16)
+    common = 0
+    for a, b in zip(cached, following):
+        if a != b:
+            break
+        common += 1
+    # The next turn's prompt re-uses everything but the few tokens after the last message
+    # (the prefill ended with the assistant generation prompt, the next turn with a user message).
+    assert common > 20 and common >= len(cached) - 6, (common, len(cached))
+
+
 LIGHT = ToolSpec(name="set_light", description="Turn a light on or off",
                  parameters={"type": "object", "properties": {"room": {"type": "string"}, "on": {"type": "boolean"}},
                              "required": ["room", "on"]})

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from typing import Awaitable, Callable
 
 from ..providers.base import ChatMessage
 from ..settings import MemorySettings
@@ -30,6 +31,8 @@ class ConversationMemory:
         self.settings = settings
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closed = False
+        # Called after a summary has folded messages away (the agent re-warms the LLM's prompt cache).
+        self.on_fold: Callable[[str], Awaitable[None]] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -94,9 +97,13 @@ class ConversationMemory:
 
     async def _summarize(self, device_id: str) -> None:
         # Loop: a long backlog (e.g. after raising the window) may need more than one pass.
+        folded = False
         for _ in range(8):
             if not await self.summarize_now(device_id):
-                return
+                break
+            folded = True
+        if folded and self.on_fold is not None:
+            await self.on_fold(device_id)
 
     async def summarize_now(self, device_id: str) -> bool:
         """Fold overflowing messages into the summary now; False when nothing needed folding."""

@@ -411,9 +411,18 @@ class LlamaCppLLM:
         """Evaluate a prompt prefix once (system prompt and the tools the agent offers), so llama.cpp's
         prefix cache serves the first turn instead of it paying for the whole prompt."""
         first = [ChatMessage(role="system", content=system)] if system else []
-        msgs, _ = to_template_messages([*first, ChatMessage(role="user", content="Hi")], tools,
-                                       native_tools=self.native_tools, default_system=self.system_prompt)
-        await self.compute.run("llm", self.generate_blocking, msgs, None, threading.Event(), lambda _t: None, 1)
+        await self.prefill([*first, ChatMessage(role="user", content="Hi")], tools)
+
+    async def prefill(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = (),
+                      only_if_idle: bool = False) -> None:
+        """Evaluate the prompt for ``messages`` now (one token is generated and dropped), so the next
+        generation that starts with the same messages finds them in llama.cpp's prefix cache.
+        ``only_if_idle``: raise :class:`BusyError` rather than queue behind another generation."""
+        msgs, tool_dicts = to_template_messages(messages, tools, native_tools=self.native_tools,
+                                                default_system=self.system_prompt, tool_role=self.tool_role)
+        async with self.compute.slot("llm", max_wait=0.0 if only_if_idle else None):
+            await self.compute.run_in_slot("llm", self.generate_blocking, msgs, tool_dicts, threading.Event(),
+                                           lambda _t: None, 1)
 
     async def aclose(self) -> None:
         llm, self.llm = self.llm, None
