@@ -48,6 +48,41 @@ def _config(data_dir: str, asr: dict[str, Any] | None = None) -> dict[str, Any]:
             "tts": {"provider": "piper"}, "session": {"idle_timeout": 600}}
 
 
+VOSK = {"provider": "vosk", "model": "vosk-ko", "language": "ko"}
+VARIED = ("What time is it?", "Set a timer for five minutes.", "Play some music in the living room.",
+          "What will the weather be like tomorrow?", "Turn off all the lights.", "Tell me a joke about cats.")
+
+
+async def _phrases(texts: tuple[str, ...]) -> list[bytes]:
+    """16 kHz speech for ``texts`` from the Piper voice, loaded here just for that."""
+    from xiaozhi_hub.compute import ComputePool
+    from xiaozhi_hub.providers import tts_piper
+
+    compute = ComputePool()
+    tts = await tts_piper.create(from_mapping({"models_dir": str(INSTALLED)}), compute)
+    try:
+        out = []
+        for text in texts:
+            pcm = b"".join([c async for c in tts.synthesize(text)])
+            out.append(pcmlib.silence(300, 16000) + pcmlib.resample(pcm, tts.sample_rate, 16000))
+        return out
+    finally:
+        await tts.aclose()
+        compute.shutdown()
+
+
+async def _vosk_memory() -> tuple[float, float]:
+    """RSS of a separate hub on the Vosk path: ready, and after six different questions (each
+    recognizer's graph cache grows with new words)."""
+    phrases = await _phrases(VARIED)
+    with hub_process(_config("unused", VOSK), ready_timeout=180) as proc:
+        ready = proc.rss_kb() / 1024
+        async with SimulatedDevice(proc.ws_url, mcp=False) as dev:
+            for pcm in phrases:
+                await dev.run_turn(pcm, mode="auto", timeout=120)
+        return ready, proc.rss_kb() / 1024
+
+
 async def _speech(hub: Hub) -> bytes:
     tts = hub.ctx.providers.tts
     pcm = b"".join([c async for c in tts.synthesize(COMMAND)])
@@ -166,11 +201,14 @@ async def run() -> list[tuple[str, str, str]]:
                  f"{max(four['samples']['first_audio']) * 1000:.0f} ms" if four["samples"]["first_audio"] else "-", ""))
 
     if (INSTALLED / "vosk-ko").exists():
-        vosk = await _round({"provider": "vosk", "model": "vosk-ko", "language": "ko"}, devices=1, turns=7)
+        vosk = await _round(VOSK, devices=1, turns=7)
         rows += _stage_rows("1 device, vosk (ko model, latency only)", vosk)
         rows.append(("1 device, vosk: speculative answers started / adopted",
                      f"{vosk['speculations']:.0f} / {vosk['hits']:.0f}", ""))
         rows.append(("ASR real-time factor (vosk ko, streaming, warm recognizers)", f"{vosk['asr_rtf']:.2f}", ""))
+        ready, after = await _vosk_memory()
+        rows.append(("hub RSS, vosk path: ready / after six different questions",
+                     f"{ready:.0f} MB / {after:.0f} MB", ""))
     else:
         rows.append(("vosk path", "skipped: run `xiaozhi-hub models install vosk-ko`", ""))
     return rows
