@@ -124,12 +124,16 @@ async def test_intents_disabled_sends_everything_to_the_llm():
 # ---------------------------------------------------------------------------- LLM path
 
 
-async def test_llm_tool_call_reaches_the_device_with_the_original_mcp_name():
+def volume_by_llm() -> tuple[Agent, FakeLink]:
+    """An agent whose LLM (intents off) sets the device volume to 30, then says so."""
     fake = FakeLLM(FakeSettings(llm_reply="Done, volume is thirty.",
                                 llm_tool_call=json.dumps({"name": "self_audio_speaker_set_volume",
                                                           "arguments": {"volume": 30}})))
-    agent = Agent(settings(intents={"enabled": False}), fake)
-    link = FakeLink()
+    return Agent(settings(intents={"enabled": False}), fake), FakeLink()
+
+
+async def test_llm_tool_call_reaches_the_device_with_the_original_mcp_name():
+    agent, link = volume_by_llm()
     said = await collect(agent.reply(link, "make it quieter, like thirty"))
     assert link.calls == [("self.audio_speaker.set_volume", {"volume": 30})]
     assert said == "Done, volume is thirty."
@@ -259,11 +263,7 @@ async def test_without_a_database_the_context_is_kept_in_process():
 
 
 async def test_a_gated_reply_generates_but_stores_and_calls_nothing_until_the_gate_opens():
-    fake = FakeLLM(FakeSettings(llm_reply="Done, volume is thirty.",
-                                llm_tool_call=json.dumps({"name": "self_audio_speaker_set_volume",
-                                                          "arguments": {"volume": 30}})))
-    agent = Agent(settings(intents={"enabled": False}), fake)
-    link = FakeLink()
+    agent, link = volume_by_llm()
     gate = asyncio.Event()
     out: list[str] = []
 
