@@ -284,3 +284,40 @@ async def test_one_moment_while_transcription_is_queued(start_hub):
     assert types.index(("tts", "start")) < types.index(("stt", None))
     assert turn.stt_text == "turn on the kitchen light"
     assert turn.first_audio_latency < 0.8
+
+
+@pytest.mark.parametrize("mode", ["manual", "auto"])
+async def test_listen_detect_with_a_question_is_answered_like_speech(start_hub, mode):
+    hub = await start_hub()
+    async with SimulatedDevice(ws_url(hub)) as dev:
+        turn = await dev.run_turn(text="turn on the kitchen light", mode=mode)
+        assert_complete_turn(turn)
+        # The session goes on as after a spoken turn.
+        assert_complete_turn(await dev.run_turn(SPEECH, mode=mode))
+
+
+async def test_listen_detect_with_a_wake_word_only_starts_a_clean_utterance(start_hub):
+    hub = await start_hub(session={"wake_words": ["Hi ESP", "你好小智"]})
+    async with SimulatedDevice(ws_url(hub)) as dev:
+        turn = await dev.start_listening("auto")
+        await dev.detect("hi, ESP!")                # case and punctuation do not matter
+        await dev.detect("你好小智")
+        await asyncio.sleep(0.3)
+        assert not any(m.type in ("stt", "tts") for m in turn.messages), turn.messages
+        assert hub.ctx.extras["metrics"].counters.get("turns", 0) == 0
+        assert_complete_turn(await dev.run_turn(SPEECH, mode="auto"))
+
+
+async def test_a_typed_question_while_speaking_interrupts_the_answer(start_hub):
+    hub = await start_hub(fake={"llm_reply": "A long answer. " * 10})
+    async with SimulatedDevice(ws_url(hub)) as dev:
+        first = await dev.start_listening("manual")
+        await dev.stream_pcm(SPEECH)
+        await dev.stop_listening()
+        await dev.wait_until(lambda: len(first.played) >= 3, 5)
+        await dev.detect("what time is it")
+        await dev.wait_until(lambda: "what time is it" in first.texts("stt"), 3)
+        await dev.wait_until(lambda: first.texts("tts", "stop") != [], 3)
+        stops = first.texts("tts", "stop")
+        assert len(stops) >= 1
+        assert hub.ctx.extras["metrics"].counters["turns"] == 2

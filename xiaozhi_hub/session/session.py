@@ -32,6 +32,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+def is_wake_word(text: str, wake_words: Sequence[str]) -> bool:
+    """Whether ``listen detect`` text names a wake word (case, spaces and punctuation ignored)."""
+    def norm(s: str) -> str:
+        return "".join(ch for ch in s.casefold() if ch.isalnum())
+    return norm(text) in {norm(w) for w in wake_words}
+
 S = SessionState
 
 # Close codes the hub uses (any code sends a stock device to idle).
@@ -229,10 +236,15 @@ class Session:
             elif not self.busy:
                 self.set_state(S.IDLE)
         elif msg.state is ListenState.DETECT:
-            # Wake word: the audio so far was the wake word itself; start clean.
             self.last_voice = time.monotonic()
             await self._drop_utterance()
-            if self.state is S.LISTENING:
+            question = (msg.text or "").strip()
+            if question and not is_wake_word(question, self.ctx.settings.session.wake_words):
+                # Not a wake word: a typed question (test clients and apps send text this way),
+                # answered like speech.
+                await self._start_text_turn(question)
+            elif self.state is S.LISTENING:
+                # Wake word: the audio so far was the wake word itself; start clean.
                 self.utterance = self._new_utterance()
 
     async def _on_abort(self, msg: Abort) -> None:
@@ -315,6 +327,15 @@ class Session:
         speculation, self.speculation = self.speculation, None
         self.set_state(S.THINKING)
         self.turn = self.spawn(run_turn(self, utt, speculation), "turn")
+
+    async def _start_text_turn(self, text: str) -> None:
+        from .turn import run_text_turn  # local import: turn imports the pipeline
+
+        if self.busy or self.state is S.SPEAKING:
+            await self.abort("question")                 # a new question interrupts the answer
+            await self._drop_utterance()
+        self.set_state(S.THINKING)
+        self.turn = self.spawn(run_text_turn(self, text), "turn")
 
     def start_reply(self, deltas: AsyncIterator[str], user_text: str | None = None) -> asyncio.Task[None]:
         """Speak a reply that does not come from the microphone (announcements, MQTT "say")."""

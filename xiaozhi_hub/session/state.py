@@ -19,7 +19,7 @@ S = SessionState
 # state -> states it may move to. Everything may close.
 TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
     S.CONNECTED: frozenset({S.IDLE, S.CLOSED}),
-    S.IDLE: frozenset({S.LISTENING, S.SPEAKING, S.CLOSED, S.IDLE}),
+    S.IDLE: frozenset({S.LISTENING, S.THINKING, S.SPEAKING, S.CLOSED, S.IDLE}),  # THINKING: a typed question
     S.LISTENING: frozenset({S.LISTENING, S.THINKING, S.SPEAKING, S.IDLE, S.CLOSED}),
     S.THINKING: frozenset({S.SPEAKING, S.LISTENING, S.IDLE, S.CLOSED}),
     S.SPEAKING: frozenset({S.LISTENING, S.IDLE, S.SPEAKING, S.CLOSED}),

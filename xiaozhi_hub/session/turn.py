@@ -123,6 +123,15 @@ async def run_turn(session: "Session", utt: Utterance, speculation: "Speculation
         await utt.close()
 
 
+async def run_text_turn(session: "Session", text: str) -> None:
+    """A typed question (``listen detect`` with text that is not a wake word): ``stt`` echoes it,
+    then it is answered like speech."""
+    await session.send(Stt(text, session_id=session.id))
+    session.ctx.extras["metrics"].inc("turns")
+    agent: Agent = session.ctx.extras["agent"]
+    await speak_reply(session, agent.reply(session, text))
+
+
 async def _drop(speculation: "Speculation | None", metrics: Metrics) -> None:
     """Discard a speculative answer that is not wanted (returns None, to clear the caller's reference)."""
     if speculation is not None:
