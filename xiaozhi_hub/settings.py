@@ -122,6 +122,7 @@ class SessionSettings:
     max_utterance_seconds: float = 30.0
     min_utterance_ms: int = 300      # shorter speech is ignored (clicks, coughs)
     filler_after_ms: int = 3000      # no answer this long after end of speech -> say "One moment." (0 = off)
+    idle_goodbye: bool = True        # say "Goodbye." before closing an idle session (as the reference server does)
     # "listen detect" with one of these texts is a wake word; any other text is a typed question.
     wake_words: tuple[str, ...] = ("你好小智", "你好小志", "小爱同学", "你好小鑫", "hi esp", "hi lexin",
                                    "hey jarvis", "alexa", "hey wanda", "hi jason", "sophia")
@@ -136,6 +137,7 @@ SESSION_SCHEMA = vol.Schema({
     vol.Optional("max_utterance_seconds", default=30.0): _positive(),
     vol.Optional("min_utterance_ms", default=300): vol.All(vol.Coerce(int), vol.Range(min=0)),
     vol.Optional("filler_after_ms", default=3000): vol.All(vol.Coerce(int), vol.Range(min=0, max=60000)),
+    vol.Optional("idle_goodbye", default=True): vol.Boolean(),
     vol.Optional("wake_words", default=list(SessionSettings.wake_words)): vol.All(
         vol.Any(None, [vol.Coerce(str)]), lambda v: tuple(v or ())),
 })

@@ -135,14 +135,26 @@ async def test_realtime_mode_voice_during_speaking_barges_in(start_hub):
         assert hub.ctx.extras["metrics"].counters["turns"] == 2
 
 
-async def test_idle_session_is_closed(start_hub):
+async def test_idle_session_says_goodbye_then_is_closed(start_hub):
     hub = await start_hub(session={"idle_timeout": 0.8})
     async with SimulatedDevice(ws_url(hub)) as dev:
         t0 = time.monotonic()
         await dev.wait_until(lambda: dev.closed, timeout=5)
         assert dev.close_code == 4008
-        assert 0.7 < time.monotonic() - t0 < 3.0
+        assert 0.7 < time.monotonic() - t0 < 3.5
+        goodbye = dev.turns[-1] if dev.turns else None
+        assert goodbye is not None and goodbye.sentences == ["Goodbye."] and goodbye.played
+        assert goodbye.tts_stop_at is not None      # the whole goodbye was played before the close
     assert len(hub.ctx.registry) == 0
+
+
+async def test_idle_session_is_closed_silently_without_idle_goodbye(start_hub):
+    hub = await start_hub(session={"idle_timeout": 0.8, "idle_goodbye": False})
+    async with SimulatedDevice(ws_url(hub)) as dev:
+        t0 = time.monotonic()
+        await dev.wait_until(lambda: dev.closed, timeout=5)
+        assert dev.close_code == 4008 and 0.7 < time.monotonic() - t0 < 3.0
+        assert not any(m.type == "tts" for t in dev.turns for m in t.messages)
 
 
 async def test_voice_keeps_a_session_open(start_hub):

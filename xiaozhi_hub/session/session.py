@@ -328,6 +328,13 @@ class Session:
         self.set_state(S.THINKING)
         self.turn = self.spawn(run_turn(self, utt, speculation), "turn")
 
+    def close_idle(self) -> None:
+        """Idle too long: say goodbye, then close (4008). The goodbye counts as a turn, so the
+        sweeper does not ask twice."""
+        from .turn import say_goodbye  # local import: turn imports the pipeline
+
+        self.turn = self.spawn(say_goodbye(self), "idle-close")
+
     async def _start_text_turn(self, text: str) -> None:
         from .turn import run_text_turn  # local import: turn imports the pipeline
 

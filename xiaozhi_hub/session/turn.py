@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 BUSY_TEXT = "Sorry, I'm busy right now. Please ask me again in a moment."
 ERROR_TEXT = "Sorry, something went wrong. Please try again."
 FILLER_TEXT = "One moment."
+GOODBYE_TEXT = "Goodbye."
 PHRASES_ZH = {BUSY_TEXT: "抱歉，我现在有点忙，请稍后再问我。", ERROR_TEXT: "抱歉，出了点问题，请再试一次。",
-              FILLER_TEXT: "请稍等。"}
+              FILLER_TEXT: "请稍等。", GOODBYE_TEXT: "再见。"}
 
 
 def phrase(settings: "Settings", text: str) -> str:
@@ -130,6 +131,19 @@ async def run_text_turn(session: "Session", text: str) -> None:
     session.ctx.extras["metrics"].inc("turns")
     agent: Agent = session.ctx.extras["agent"]
     await speak_reply(session, agent.reply(session, text))
+
+
+async def say_goodbye(session: "Session") -> None:
+    """The idle close: "Goodbye." (so the device does not just go quiet), then close with 4008."""
+    from .session import CLOSE_IDLE  # local import: session imports this module lazily too
+
+    if session.ctx.settings.session.idle_goodbye:
+        try:
+            async with asyncio.timeout(10.0):
+                await speak_reply(session, _once(phrase(session.ctx.settings, GOODBYE_TEXT)))
+        except (TimeoutError, ProviderError, ConnectionError) as err:
+            log.info("%s: goodbye not spoken: %s", session, err)
+    await session.close(CLOSE_IDLE, "idle")
 
 
 async def _drop(speculation: "Speculation | None", metrics: Metrics) -> None:

@@ -26,7 +26,7 @@ from aiohttp import WSMsgType, web
 
 from ..protocol import codec
 from ..protocol.messages import Error
-from ..session.session import (CLOSE_AUTH, CLOSE_BLOCKED, CLOSE_IDLE, CLOSE_NO_HELLO, CLOSE_POLICY, CLOSE_REPLACED,
+from ..session.session import (CLOSE_AUTH, CLOSE_BLOCKED, CLOSE_NO_HELLO, CLOSE_POLICY, CLOSE_REPLACED,
                                Session)
 
 if TYPE_CHECKING:
@@ -233,7 +233,7 @@ class WebSocketServer:
                 if session.hello is not None and not session.busy and now - session.last_voice > idle:
                     log.info("%s: idle for %.0fs, closing", session, now - session.last_voice)
                     self.ctx.extras["metrics"].inc("idle_closes")
-                    session.spawn(session.close(CLOSE_IDLE, "idle"), "idle-close")
+                    session.close_idle()
 
     async def shutdown(self) -> None:
         if self._sweeper is not None:
