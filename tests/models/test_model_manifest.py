@@ -56,3 +56,20 @@ def test_real_world_sources_are_known_with_hashes_where_published():
 def test_malformed_manifests_are_rejected(bad, message):
     with pytest.raises(ManifestError, match=message):
         parse_manifest(bad)
+
+
+def test_the_manifest_ships_inside_the_wheel(tmp_path):
+    """A non-editable install (the add-on image) must find the manifest without --manifest."""
+    import json
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(root)], check=True, capture_output=True, timeout=240)
+    (wheel,) = tmp_path.glob("xiaozhi_hub-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        shipped = json.loads(z.read("xiaozhi_hub/models/manifest.json"))
+    assert shipped == json.loads((root / "xiaozhi_hub" / "models" / "manifest.json").read_text())

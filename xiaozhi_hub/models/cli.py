@@ -20,9 +20,9 @@ def register(subparsers: Any) -> None:
     from ..__main__ import add_common_flags
 
     p = subparsers.add_parser("models", help="list, install, verify and remove offline models",
-                              description="Offline models from models/manifest.json, installed under models_dir.")
+                              description="Offline models from the manifest (xiaozhi_hub/models/manifest.json), installed under models_dir.")
     add_common_flags(p, suppress=True)
-    p.add_argument("--manifest", metavar="FILE", default=None, help="manifest to use (default models/manifest.json)")
+    p.add_argument("--manifest", metavar="FILE", default=None, help="manifest to use (default: the one shipped in xiaozhi_hub/models/)")
     p.add_argument("--models-dir", metavar="DIR", default=None, help="install folder (default: models_dir of hub.yaml)")
     sub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
 

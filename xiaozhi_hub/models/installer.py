@@ -258,7 +258,7 @@ class Installer:
                     close()
             if spec.sha256 is None:
                 self.log(f"{entry.id}: UNVERIFIED download {spec.download_name} sha256 {digest} "
-                         f"(pin it in models/manifest.json)")
+                         f"(pin it in the manifest, xiaozhi_hub/models/manifest.json)")
             hashes[spec.download_name] = digest
             if spec.extract:
                 _safe_extract(dest, spec.extract, staging, spec.strip_root)

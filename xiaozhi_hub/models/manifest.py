@@ -1,4 +1,4 @@
-"""The model manifest (``models/manifest.json``) and how providers find a model on disk.
+"""The model manifest (``xiaozhi_hub/models/manifest.json``) and how providers find a model on disk.
 
 A model is named in ``hub.yaml`` either by a manifest id (``asr.model: whisper-base``), resolved to
 ``<models_dir>/<id>/<main>``, or by a filesystem path, used as it is. Keeping both forms means a user
@@ -19,8 +19,9 @@ ROLES = ("asr", "llm", "tts", "vad")
 SOURCE_TYPES = ("registry", "url", "builtin")
 MARKER = ".installed.json"
 
-# The manifest lives next to the package in the repository (models/manifest.json).
-DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent.parent / "models" / "manifest.json"
+# The manifest ships inside the package (package data), so a non-editable install (the add-on
+# image, a wheel) finds it too.
+DEFAULT_MANIFEST = Path(__file__).resolve().parent / "manifest.json"
 
 # The setting that names each role's model, for messages that tell the user what to edit.
 SETTING_KEY = {"asr": "asr.model", "llm": "llm.model", "tts": "tts.voice", "vad": "vad.provider"}
