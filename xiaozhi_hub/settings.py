@@ -124,8 +124,10 @@ class SessionSettings:
     filler_after_ms: int = 3000      # no answer this long after end of speech -> say "One moment." (0 = off)
     idle_goodbye: bool = True        # say "Goodbye." before closing an idle session (as the reference server does)
     # "listen detect" with one of these texts is a wake word; any other text is a typed question.
-    wake_words: tuple[str, ...] = ("你好小智", "你好小志", "小爱同学", "你好小鑫", "hi esp", "hi lexin",
-                                   "hey jarvis", "alexa", "hey wanda", "hi jason", "sophia")
+    # ESP-SR names some models' words in pinyin ("nihaoxiaozhi"), so both spellings are listed.
+    wake_words: tuple[str, ...] = ("你好小智", "nihaoxiaozhi", "你好小志", "小爱同学", "xiaoaitongxue",
+                                   "你好小鑫", "nihaoxiaoxin", "hi esp", "hi lexin", "hey jarvis", "alexa",
+                                   "hey wanda", "hi jason", "sophia")
 
 
 SESSION_SCHEMA = vol.Schema({

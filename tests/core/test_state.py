@@ -28,3 +28,14 @@ def test_refused(a, b):
 def test_every_state_can_close_and_has_a_row():
     for state in S:
         assert S.CLOSED in TRANSITIONS[state]
+
+
+def test_wake_words_match_ignoring_case_spaces_and_punctuation():
+    from xiaozhi_hub.session.session import is_wake_word
+    from xiaozhi_hub.settings import SessionSettings
+
+    words = SessionSettings().wake_words
+    for heard in ("你好小智", "你好，小智！", "nihaoxiaozhi", "Hi,ESP", "hi esp", "ALEXA."):
+        assert is_wake_word(heard, words), heard
+    for question in ("what time is it", "你好", "hi", "alexa play music"):
+        assert not is_wake_word(question, words), question
