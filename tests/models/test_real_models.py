@@ -282,7 +282,7 @@ async def test_vosk_a_recognizer_is_rebuilt_after_max_uses(vosk: Any, compute: C
 
 
 async def test_vosk_draft_finalises_what_was_heard_and_the_end_keeps_those_words(vosk: Any, command_16k: bytes):
-    from xiaozhi_hub.session.turn import same_words
+    from xiaozhi_hub.pipeline.sentences import same_words
 
     # The user stops: a draft 150 ms into the silence; only silence follows, so the final says the same.
     stream = vosk.open_stream()

@@ -214,6 +214,16 @@ _SPACES = re.compile(r"[ \t\u3000]+")
 _SPOKEN_NOISE = set("`^\\|<>{}[]~#*")
 
 
+def same_words(a: str, b: str) -> bool:
+    """Whether two texts say the same words, ignoring case, spacing and punctuation
+    (a draft vs the final transcript; a wake word as the device spelt it)."""
+    return _words_key(a) == _words_key(b)
+
+
+def _words_key(text: str) -> str:
+    return "".join(ch for ch in text.casefold() if unicodedata.category(ch)[0] in "LN")
+
+
 def clean_for_speech(text: str) -> str:
     """Markdown, emoji and stray symbols removed; "" when nothing speakable remains."""
     t = _MD_IMAGE.sub(r"\1", text)

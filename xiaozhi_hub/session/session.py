@@ -21,6 +21,7 @@ from ..protocol import binary, codec, mcp
 from ..protocol.messages import (Abort, AudioParams, DeviceGoodbye, DeviceHello, DeviceMcp, Direction,
                                  Error, IotCommand, IotUpdate, Listen, ListenMode, ListenState, Message,
                                  Ping, Pong, ProtocolError, ServerHello, Stt, Tts, TtsState)
+from ..pipeline.sentences import same_words
 from ..providers.base import Transcript, VADEvent
 from .mcp_client import McpCallError, McpClient
 from .state import SessionState, check_transition
@@ -35,9 +36,7 @@ log = logging.getLogger(__name__)
 
 def is_wake_word(text: str, wake_words: Sequence[str]) -> bool:
     """Whether ``listen detect`` text names a wake word (case, spaces and punctuation ignored)."""
-    def norm(s: str) -> str:
-        return "".join(ch for ch in s.casefold() if ch.isalnum())
-    return norm(text) in {norm(w) for w in wake_words}
+    return any(same_words(text, w) for w in wake_words)
 
 S = SessionState
 
@@ -296,17 +295,21 @@ class Session:
         self.speculation = Speculation(self, draft.text)
         self.ctx.extras["metrics"].inc("speculations")
 
-    def _unspeculate(self) -> None:
+    def _withdraw_speculation(self) -> "Speculation | None":
         spec, self.speculation = self.speculation, None
         if spec is not None:
             self.ctx.extras["metrics"].inc("speculation_misses")
+        return spec
+
+    def _unspeculate(self) -> None:
+        spec = self._withdraw_speculation()
+        if spec is not None:
             self.spawn(spec.discard(), "speculation-discard")
 
     async def _drop_utterance(self) -> None:
         utt, self.utterance = self.utterance, None
-        spec, self.speculation = self.speculation, None
+        spec = self._withdraw_speculation()
         if spec is not None:
-            self.ctx.extras["metrics"].inc("speculation_misses")
             await spec.discard()
         if utt is not None:
             await utt.close()

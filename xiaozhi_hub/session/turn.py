@@ -12,12 +12,11 @@ import collections
 import contextlib
 import logging
 import time
-import unicodedata
 from typing import TYPE_CHECKING, AsyncIterator
 
 from ..metrics import Metrics
 from ..pipeline.agent import Agent
-from ..pipeline.sentences import SentenceSplitter, clean_for_speech, emotion_of
+from ..pipeline.sentences import SentenceSplitter, clean_for_speech, emotion_of, same_words
 from ..pipeline.speaker import END, EndOfSpeech, FrameMaker, Pacer, SentenceStart, speak, synthesize_frames
 from ..protocol.messages import Alert, ListenMode, Llm, Stt, Tts, TtsState
 from ..providers.base import BusyError, ProviderError, Transcript
@@ -105,8 +104,7 @@ async def run_turn(session: "Session", utt: Utterance, speculation: "Speculation
             speculation = await _drop(speculation, metrics)
             _after_reply_state(session)
             return
-        await session.send(Stt(text, session_id=session.id))
-        metrics.inc("turns")
+        await _heard(session, text)
         if speculation is not None and same_words(speculation.text, text):
             # The answer started during the trailing silence is the right one: play it.
             metrics.inc("speculation_hits")
@@ -127,8 +125,7 @@ async def run_turn(session: "Session", utt: Utterance, speculation: "Speculation
 async def run_text_turn(session: "Session", text: str) -> None:
     """A typed question (``listen detect`` with text that is not a wake word): ``stt`` echoes it,
     then it is answered like speech."""
-    await session.send(Stt(text, session_id=session.id))
-    session.ctx.extras["metrics"].inc("turns")
+    await _heard(session, text)
     agent: Agent = session.ctx.extras["agent"]
     await speak_reply(session, agent.reply(session, text))
 
@@ -144,6 +141,12 @@ async def say_goodbye(session: "Session") -> None:
         except (TimeoutError, ProviderError, ConnectionError) as err:
             log.info("%s: goodbye not spoken: %s", session, err)
     await session.close(CLOSE_IDLE, "idle")
+
+
+async def _heard(session: "Session", text: str) -> None:
+    """Tell the device what was understood (``stt``) and count the turn."""
+    await session.send(Stt(text, session_id=session.id))
+    session.ctx.extras["metrics"].inc("turns")
 
 
 async def _drop(speculation: "Speculation | None", metrics: Metrics) -> None:
@@ -176,8 +179,7 @@ async def _reply_after_asr(session: "Session", asr: "asyncio.Future[Transcript]"
     text = transcript.text.strip()
     if not text:
         return  # nothing was said after all: the filler ends the turn
-    await session.send(Stt(text, session_id=session.id))
-    session.ctx.extras["metrics"].inc("turns")
+    await _heard(session, text)
     agent: Agent = session.ctx.extras["agent"]
     async with contextlib.aclosing(agent.reply(session, text)) as reply:
         async for delta in reply:
@@ -396,13 +398,6 @@ class Reply:
 async def speak_reply(session: "Session", deltas: AsyncIterator[str], timing: TurnTiming | None = None) -> None:
     """Speak a streamed reply now (see :class:`Reply`)."""
     await Reply(session, deltas, timing).play()
-
-
-def same_words(a: str, b: str) -> bool:
-    """Whether two transcripts say the same thing, ignoring case, spacing and punctuation."""
-    def norm(text: str) -> str:
-        return "".join(ch for ch in text.casefold() if unicodedata.category(ch)[0] in "LN")
-    return norm(a) == norm(b)
 
 
 class Speculation:
