@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
 from xiaozhi_hub.app import Hub
 from xiaozhi_hub.audio import pcm as pcmlib
-from xiaozhi_hub.settings import from_mapping, merge
+from xiaozhi_hub.settings import from_mapping
 from xiaozhi_hub.simulator import SimulatedDevice
 
 from .common import ROOT, hub_process, pct
@@ -134,7 +132,7 @@ async def _round(asr: dict[str, Any] | None, devices: int, turns: int) -> dict[s
             stt: list[str] = []
             answered: list[int] = []
             cold: list[float] = []
-            m = hub.ctx.extras["metrics"]
+            m = hub.ctx.metrics
             await asyncio.gather(*(_device(hub, speech, turns, samples, stt, answered, cold) for _ in range(devices)))
             speech_s = (len(speech) / 32000) * devices * (turns + 1)
             asr_run = compute.stats["asr"]["run_s"] - asr0.get("run_s", 0)

@@ -110,13 +110,13 @@ class Hub:
             self._closers.append(lambda: close_providers(providers))
         ctx = HubContext(settings=settings, db=db, auth=Authenticator(settings.auth, secret), compute=compute,
                          registry=SessionRegistry(), providers=providers, hub_id=load_or_create_hub_id(data_dir))
-        ctx.extras["metrics"] = Metrics()
-        ctx.extras["phrases"] = PhraseCache(providers.tts, settings.audio.downlink_sample_rate,
+        ctx.metrics = Metrics()
+        ctx.phrases = PhraseCache(providers.tts, settings.audio.downlink_sample_rate,
                                             settings.audio.frame_duration_ms, compute)
-        lag = asyncio.create_task(watch_loop_lag(ctx.extras["metrics"]), name="loop-lag")
+        lag = asyncio.create_task(watch_loop_lag(ctx.metrics), name="loop-lag")
         self._closers.append(self._async(lag.cancel))
         try:
-            ctx.extras["agent"] = await create_agent(ctx)
+            ctx.agent = await create_agent(ctx)
         except ValueError as err:  # e.g. a broken intents.sentences_file
             raise ConfigError(str(err)) from None
         self.ctx = ctx
@@ -146,14 +146,14 @@ class Hub:
                 closer = await module.start(ctx)
                 if closer is not None:
                     self._closers.append(closer)
-        ctx.extras["startup_seconds"] = time.monotonic() - t0
+        ctx.startup_seconds = time.monotonic() - t0
         # Fixed phrases are synthesized in the background after "ready", before anyone needs them.
         from .session.turn import BUSY_TEXT, FILLER_TEXT, phrase
 
         async def warm_phrases() -> None:
             for text in (FILLER_TEXT, BUSY_TEXT):
                 with contextlib.suppress(Exception):
-                    await ctx.extras["phrases"].frames(phrase(settings, text))
+                    await ctx.phrases.frames(phrase(settings, text))
 
         warm = asyncio.create_task(warm_phrases(), name="phrases")
         self._closers.append(self._async(warm.cancel))
@@ -202,7 +202,7 @@ async def serve(settings: Settings) -> int:
     except BaseException:
         await hub.stop()  # release what was opened (database, models, ports) before reporting
         raise
-    print(f"xiaozhi-hub {__version__} ready in {ctx.extras['startup_seconds']:.1f}s\n"
+    print(f"xiaozhi-hub {__version__} ready in {ctx.startup_seconds:.1f}s\n"
           f"  give devices the OTA URL:  {ctx.http_url()}/xiaozhi/ota/\n"
           f"  WebSocket URL:             {ctx.ws_url()}\n"
           f"  status page:               {ctx.http_url()}/", flush=True)

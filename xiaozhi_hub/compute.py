@@ -57,7 +57,7 @@ class _FairLimit:
                 await fut
             else:
                 await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             if fut.done() and not fut.cancelled():
                 # We were granted the slot at the last moment: hand it on.
                 self._release_slot()
@@ -132,7 +132,7 @@ class ComputePool:
         t0 = time.monotonic()
         try:
             await lim.acquire(wait)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.stats[kind]["busy"] += 1
             raise BusyError(f"{kind} engine busy (waited {wait:.1f}s)") from None
         t1 = time.monotonic()

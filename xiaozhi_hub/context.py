@@ -8,14 +8,22 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .auth import Authenticator
 from .compute import ComputePool
+from .metrics import Metrics
 from .settings import Settings
 from .store.db import Database
+from .tools.home_assistant import HomeControl, NoHomeControl
 
 if TYPE_CHECKING:
+    from .net.devices import DeviceStore
+    from .net.firmware import FirmwareStore
+    from .net.mdns import HubAdvertiser
+    from .net.ota import OTAEndpoint
+    from .pipeline.agent import Agent
+    from .pipeline.speaker import PhraseCache
     from .providers.base import Providers
     from .transport.registry import SessionRegistry
 
@@ -32,6 +40,10 @@ def lan_ip() -> str:
 
 @dataclass
 class HubContext:
+    """Everything a component may use. Services the hub always has are plain fields; the ones built
+    after the context (they need it) are set by :class:`xiaozhi_hub.app.Hub` before anything is
+    served; services that may be switched off are ``Optional``."""
+
     settings: Settings
     db: Database
     auth: Authenticator
@@ -44,7 +56,18 @@ class HubContext:
     # Bound ports (differ from settings when a port of 0 was asked for).
     ws_port: int = 0
     http_port: int = 0
-    extras: dict[str, Any] = field(default_factory=dict)  # services registered by optional components
+    metrics: Metrics = field(default_factory=Metrics)
+    startup_seconds: float = 0.0
+    # What the agent controls in the home; a bridge (Home Assistant) replaces the no-op default.
+    home_control: HomeControl = field(default_factory=NoHomeControl)
+    # Always present once the hub has started (built from the context, so set right after it).
+    phrases: "PhraseCache" = field(init=False)
+    agent: "Agent" = field(init=False)
+    devices: "DeviceStore" = field(init=False)
+    firmware: "FirmwareStore" = field(init=False)
+    # Switched off by settings (ota.enabled, mdns.enabled).
+    ota: "OTAEndpoint | None" = None
+    mdns: "HubAdvertiser | None" = None
 
     def ws_url(self, host: str | None = None) -> str:
         """The WebSocket URL devices are told to use."""

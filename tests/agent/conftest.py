@@ -15,7 +15,7 @@ from xiaozhi_hub.settings import Settings, from_mapping
 from xiaozhi_hub.store.db import Database
 
 # Importing these registers their migrations before a database opens.
-import xiaozhi_hub.memory.store  # noqa: F401
+import xiaozhi_hub.memory.store
 import xiaozhi_hub.tools.timers  # noqa: F401
 
 VOLUME_SCHEMA = {"type": "object", "properties": {"volume": {"type": "integer", "minimum": 0, "maximum": 100}},

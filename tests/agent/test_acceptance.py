@@ -79,7 +79,7 @@ async def test_a_intent_path_sets_the_volume_over_mcp_and_confirms(hubs):
         assert dev.volume == 30
         assert turn.sentences == ["Volume set to 30."]
         assert turn.played and turn.dropped == 0
-        metrics = hub.ctx.extras["metrics"]
+        metrics = hub.ctx.metrics
         assert metrics.counters["intent_turns"] == 1 and metrics.counters.get("llm_turns", 0) == 0
 
 
@@ -108,7 +108,7 @@ async def test_b_llm_path_calls_the_device_tool(hubs, sections):
         assert volume_calls(dev) == [{"name": "self.audio_speaker.set_volume", "arguments": {"volume": 30}}]
         assert dev.volume == 30
         assert turn.sentences == ["The volume is thirty now."]
-        assert hub.ctx.extras["metrics"].counters["llm_turns"] == 1
+        assert hub.ctx.metrics.counters["llm_turns"] == 1
 
 
 async def test_c_timer_is_announced_on_the_device_when_due(hubs):
@@ -122,7 +122,7 @@ async def test_c_timer_is_announced_on_the_device_when_due(hubs):
         await dev.wait_for("tts", state="stop", timeout=5)
         announced = next(t for t in dev.turns if msg in t.messages)
         assert announced.played and announced.dropped == 0    # spoken, not just shown
-    assert await hub.ctx.extras["agent"].timers.store.for_device(DEVICE) == []
+    assert await hub.ctx.agent.timers.store.for_device(DEVICE) == []
 
 
 async def test_c_timer_survives_a_hub_restart_and_is_announced_on_reconnect(hubs):
@@ -138,7 +138,7 @@ async def test_c_timer_survives_a_hub_restart_and_is_announced_on_reconnect(hubs
         msg = await dev.wait_for("tts", state="sentence_start", timeout=8)
         assert msg.data["text"] == "Your 3 second timer is done."
         await dev.wait_for("tts", state="stop", timeout=5)
-    assert await hub2.ctx.extras["agent"].timers.store.for_device(DEVICE) == []
+    assert await hub2.ctx.agent.timers.store.for_device(DEVICE) == []
 
 
 class RecordingLLM:
@@ -161,7 +161,7 @@ async def test_d_conversation_memory_survives_a_restart(hubs):
     await hub.stop()
 
     hub2 = await hubs(fake={"asr_text": "what is my name", "llm_reply": "Your name is Ann."})
-    agent = hub2.ctx.extras["agent"]
+    agent = hub2.ctx.agent
     agent.llm = recorder = RecordingLLM(agent.llm)
     async with SimulatedDevice(ws_url(hub2), device_id=DEVICE) as dev:
         await dev.run_turn(SPEECH)
@@ -239,7 +239,7 @@ async def test_goodbye_ends_the_conversation_after_a_short_goodbye(hubs):
 async def test_an_aborted_llm_reply_is_stored_as_interrupted(hubs):
     hub = await hubs(fake={"asr_text": "tell me a story", "llm_reply": "Once upon a time. " * 10,
                            "llm_chunk_delay_ms": 100})
-    store = hub.ctx.extras["agent"].memory.store
+    store = hub.ctx.agent.memory.store
     async with SimulatedDevice(ws_url(hub), device_id=DEVICE) as dev:
         await dev.run_turn(SPEECH, abort_after_ms=300)
         for _ in range(100):

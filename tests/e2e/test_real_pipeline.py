@@ -58,7 +58,7 @@ async def test_spoken_command_round_trip_with_the_default_models(tmp_path):
         assert len(turn.played) >= 5 and turn.decode_errors == 0 and turn.dropped == 0
         assert turn.audio_seconds > 0.3
         assert pcmlib.rms(bytes(turn.pcm)) > 100        # speech, not silence
-        m = hub.ctx.extras["metrics"]
+        m = hub.ctx.metrics
         for stage in ("asr_final", "first_token", "first_sentence", "first_synth", "first_audio"):
             assert m.summary(stage)["count"] == 1, stage
     finally:

@@ -17,7 +17,6 @@ import aiohttp
 from xiaozhi_hub.simulator import SimulatedDevice
 
 from ..conftest import free_port
-from .test_turns import SPEECH
 
 ROOT = Path(__file__).resolve().parents[2]
 

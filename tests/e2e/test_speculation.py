@@ -16,7 +16,7 @@ SPEECH = pcmlib.voice_like(1200)
 
 
 def counters(hub) -> dict[str, float]:
-    return hub.ctx.extras["metrics"].counters
+    return hub.ctx.metrics.counters
 
 
 async def test_a_matching_draft_is_adopted_and_answers_before_the_end_of_speech(start_hub):
@@ -47,7 +47,7 @@ async def test_a_draft_that_differs_from_the_final_transcript_is_discarded(start
         assert c["speculations"] == 1 and c["speculation_misses"] == 1
         assert c.get("speculation_hits", 0) == 0
         # Only the real answer was stored: one user and one assistant message.
-        memory = hub.ctx.extras["agent"].memory
+        memory = hub.ctx.agent.memory
         history = await memory.store.messages(dev.device_id)
         assert [(m.role, m.content) for m in history] == [
             ("user", "turn on the kitchen light"), ("assistant", "Okay. The kitchen light is on now.")]

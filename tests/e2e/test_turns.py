@@ -114,7 +114,7 @@ async def test_barge_in_with_a_new_listen_start_cancels_the_turn(start_hub):
         await dev.wait_until(lambda: second.tts_stop_at is not None, 15)
         assert second.stt_text == "turn on the kitchen light"
         assert len(first.played) < 40               # the first answer was cut off
-        assert hub.ctx.extras["metrics"].counters["turns"] == 2
+        assert hub.ctx.metrics.counters["turns"] == 2
         assert time.monotonic() - t_barge < 15
 
 
@@ -129,10 +129,10 @@ async def test_realtime_mode_voice_during_speaking_barges_in(start_hub):
         # Realtime keeps the mic open while speaking: the user talks over the answer.
         await dev.stream_pcm(SPEECH)
         await dev.wait_until(lambda: turn.tts_stop_at is not None, 3)
-        assert hub.ctx.extras["metrics"].counters["barge_ins"] == 1
+        assert hub.ctx.metrics.counters["barge_ins"] == 1
         # The interrupting utterance is answered in turn.
-        await dev.stream_silence(lambda: hub.ctx.extras["metrics"].counters["turns"] >= 2, 10)
-        assert hub.ctx.extras["metrics"].counters["turns"] == 2
+        await dev.stream_silence(lambda: hub.ctx.metrics.counters["turns"] >= 2, 10)
+        assert hub.ctx.metrics.counters["turns"] == 2
 
 
 async def test_idle_session_says_goodbye_then_is_closed(start_hub):
@@ -229,7 +229,7 @@ async def test_one_moment_when_the_answer_is_slow(start_hub):
         turn = await dev.run_turn(SPEECH, mode="manual")
         assert turn.sentences == ["One moment.", "The kitchen light is on now."]
         assert turn.decode_errors == 0 and turn.dropped == 0
-        assert hub.ctx.extras["metrics"].counters["fillers"] == 1
+        assert hub.ctx.metrics.counters["fillers"] == 1
         # The filler is heard long before the answer's first sentence would have been.
         assert turn.first_audio_latency < 0.6
 
@@ -239,7 +239,7 @@ async def test_no_filler_when_the_answer_is_quick(start_hub):
     async with SimulatedDevice(ws_url(hub)) as dev:
         turn = await dev.run_turn(SPEECH, mode="manual")
         assert turn.sentences == ["Okay.", "The kitchen light is on now."]
-        assert hub.ctx.extras["metrics"].counters["fillers"] == 0
+        assert hub.ctx.metrics.counters["fillers"] == 0
 
 
 async def test_busy_answer_when_the_llm_queue_is_too_long(start_hub):
@@ -268,7 +268,7 @@ async def test_busy_answer_when_the_llm_queue_is_too_long(start_hub):
     busy = ("Sorry, I'm busy right now. Please ask me again in a moment.",)
     assert all(t.played for t in turns)                       # nobody is left in silence
     assert busy in answers and ("Okay.", "The kitchen light is on now.") in answers
-    assert hub.ctx.extras["metrics"].counters["busy_answers"] >= 1
+    assert hub.ctx.metrics.counters["busy_answers"] >= 1
 
 
 async def test_one_moment_while_transcription_is_queued(start_hub):
@@ -316,7 +316,7 @@ async def test_listen_detect_with_a_wake_word_only_starts_a_clean_utterance(star
         await dev.detect("你好小智")
         await asyncio.sleep(0.3)
         assert not any(m.type in ("stt", "tts") for m in turn.messages), turn.messages
-        assert hub.ctx.extras["metrics"].counters.get("turns", 0) == 0
+        assert hub.ctx.metrics.counters.get("turns", 0) == 0
         assert_complete_turn(await dev.run_turn(SPEECH, mode="auto"))
 
 
@@ -332,4 +332,4 @@ async def test_a_typed_question_while_speaking_interrupts_the_answer(start_hub):
         await dev.wait_until(lambda: first.texts("tts", "stop") != [], 3)
         stops = first.texts("tts", "stop")
         assert len(stops) >= 1
-        assert hub.ctx.extras["metrics"].counters["turns"] == 2
+        assert hub.ctx.metrics.counters["turns"] == 2

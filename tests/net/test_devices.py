@@ -31,9 +31,9 @@ async def test_api_lists_shows_renames_blocks_and_revokes(hub: Hub) -> None:
 
     status, body = await hub.api("POST", "/api/devices/Kitchen/block")
     assert status == 200 and body["device"]["blocked"] is True
-    assert hub.ctx.extras["devices"].is_blocked(DEVICE_ID)
+    assert hub.ctx.devices.is_blocked(DEVICE_ID)
     status, body = await hub.api("POST", "/api/devices/Kitchen/unblock")
-    assert status == 200 and not hub.ctx.extras["devices"].is_blocked(DEVICE_ID)
+    assert status == 200 and not hub.ctx.devices.is_blocked(DEVICE_ID)
 
     status, body = await hub.api("POST", "/api/devices/Kitchen/revoke")
     assert status == 200
@@ -74,14 +74,14 @@ async def test_api_is_open_when_auth_is_off(make_hub) -> None:
 # ---------------------------------------------------------------------------- hooks for the WebSocket server
 
 async def test_start_wires_revocation_into_the_authenticator(hub: Hub) -> None:
-    store = hub.ctx.extras["devices"]
+    store = hub.ctx.devices
     assert isinstance(store, DeviceStore)
     assert hub.ctx.auth.revoked_before == store.revoked_before
     assert store.revoked_before(DEVICE_ID) is None and not store.is_blocked(DEVICE_ID)
 
 
 async def test_seen_records_connections_without_raising(hub: Hub) -> None:
-    store = hub.ctx.extras["devices"]
+    store = hub.ctx.devices
     await store.seen("AA:BB:CC:DD:EE:FF", CLIENT_ID)                     # a device that never did OTA
     device = await store.get("aa:bb:cc:dd:ee:ff")
     assert device is not None and device.client_id == CLIENT_ID and device.activated
@@ -113,13 +113,13 @@ async def test_block_and_revoke_end_a_live_session(hub: Hub) -> None:
     assert closed == [(4003, "device blocked")]                          # the WS server's refusal codes
     await hub.api("POST", f"/api/devices/{DEVICE_ID}/unblock")
     assert hub.cli("devices", "revoke", DEVICE_ID) == 0                  # from the CLI: noticed on refresh
-    await hub.ctx.extras["devices"].refresh_if_changed()
+    await hub.ctx.devices.refresh_if_changed()
     assert closed[-1] == (4001, "device tokens revoked")
 
 
 async def test_refresh_loop_picks_up_cli_changes_by_itself(hub: Hub) -> None:
     await hub.ota_json()
-    store = hub.ctx.extras["devices"]
+    store = hub.ctx.devices
     await store.close()                                                  # restart the loop, faster
     store.start_refresh(interval=0.05)
     assert hub.cli("devices", "block", DEVICE_ID) == 0

@@ -103,7 +103,7 @@ async def test_download_is_byte_identical_with_length_and_sha256(hub: Hub, image
 
 async def test_download_by_id_and_head(hub: Hub, image_file) -> None:
     path = await _add(hub, image_file, "1.8.0")
-    [record] = await hub.ctx.extras["firmware"].list()
+    [record] = await hub.ctx.firmware.list()
     async with hub.session.get(f"{hub.base}/xiaozhi/ota/download/{record.id}") as r:
         assert r.status == 200 and await r.read() == path.read_bytes()
     async with hub.session.head(f"{hub.base}/xiaozhi/ota/download/{record.download_name}") as r:
@@ -149,7 +149,7 @@ async def test_path_traversal_is_impossible(hub: Hub, image_file, raw_path: str,
 async def test_stored_file_names_are_hub_chosen(hub: Hub, image_file) -> None:
     """Even the real file name on disk is not downloadable: only index entries are."""
     await _add(hub, image_file, "1.8.0")
-    [record] = await hub.ctx.extras["firmware"].list()
+    [record] = await hub.ctx.firmware.list()
     async with hub.session.get(f"{hub.base}/xiaozhi/ota/download/{record.file_name}") as r:
         assert r.status == 404
     assert record.file_name == f"{record.sha256}.bin"

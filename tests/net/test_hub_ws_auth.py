@@ -99,7 +99,7 @@ async def test_websocket_connection_is_recorded(start_hub) -> None:
     async with aiohttp.ClientSession() as session:
         device = Device(session, ctx.http_port)
         await device.ota()
-        store = ctx.extras["devices"]
+        store = ctx.devices
         after_ota = (await store.get(DEVICE_ID)).last_seen
         await asyncio.sleep(0.01)
         ws = await device.connect()

@@ -69,7 +69,7 @@ def _txt(info: AsyncServiceInfo) -> dict[str, str]:
 async def test_browser_resolves_the_hub_with_its_txt_records(make_hub, browser: Browser) -> None:
     instance = f"hub-test-{uuid.uuid4().hex[:8]}"
     hub: Hub = await make_hub(mdns={"enabled": True, "name": instance, "interfaces": LOOPBACK})
-    assert isinstance(hub.ctx.extras["mdns"], HubAdvertiser)             # started by mdns.start(ctx)
+    assert isinstance(hub.ctx.mdns, HubAdvertiser)             # started by mdns.start(ctx)
     xiaozhi = browser.browse(XIAOZHI_TYPE)
     http = browser.browse(HTTP_TYPE)
 
@@ -123,7 +123,7 @@ async def test_address_and_port_changes_are_re_announced(make_hub, browser: Brow
 
 async def test_disabled_means_nothing_is_started(hub: Hub) -> None:
     assert await mdns.start(hub.ctx) is None
-    assert "mdns" not in hub.ctx.extras
+    assert hub.ctx.mdns is None
 
 
 def test_instance_names_are_valid_labels() -> None:

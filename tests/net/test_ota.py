@@ -68,7 +68,7 @@ async def test_revocation_from_the_cli_reaches_the_running_hub(hub: Hub) -> None
     token = (await hub.ota_json())["websocket"]["token"]
     assert hub.ctx.auth.check(DEVICE_ID, CLIENT_ID, f"Bearer {token}").ok
     assert hub.cli("devices", "revoke", DEVICE_ID.upper()) == 0          # another process, another connection
-    store = hub.ctx.extras["devices"]
+    store = hub.ctx.devices
     assert await store.refresh_if_changed()                              # what the refresh loop does every 2 s
     assert hub.ctx.auth.check(DEVICE_ID, CLIENT_ID, f"Bearer {token}").reason == "token revoked"
 
@@ -103,7 +103,7 @@ async def test_local_timezone_offset_when_not_configured(make_hub) -> None:
 
 async def test_device_record_is_kept(hub: Hub) -> None:
     await hub.ota_json()
-    device = await hub.ctx.extras["devices"].get(DEVICE_ID)
+    device = await hub.ctx.devices.get(DEVICE_ID)
     assert device.board == BOARD and device.firmware_version == "1.7.6" and device.client_id == CLIENT_ID
     assert device.chip == "esp32s3" and device.activated and not device.blocked
     assert device.info["board.rssi"] == -52 and device.info["flash_size"] == 16777216
@@ -213,7 +213,7 @@ async def test_rate_limit_answers_429_with_retry_after(make_hub) -> None:
 async def test_blocked_device_is_refused_and_can_be_unblocked(hub: Hub) -> None:
     await hub.ota_json()
     assert hub.cli("devices", "block", DEVICE_ID) == 0
-    store = hub.ctx.extras["devices"]
+    store = hub.ctx.devices
     await store.refresh_if_changed()
     assert store.is_blocked(DEVICE_ID) and store.is_blocked(DEVICE_ID.upper())
     resp = await hub.ota()

@@ -111,7 +111,7 @@ async def download(url: str, dest: Path, *, sha256: str | None, size: int | None
             try:
                 await _fetch_once(session, url, part, size, progress)
                 break
-            except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, asyncio.TimeoutError) as err:
+            except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as err:
                 if attempt == RETRIES:
                     have = part.stat().st_size if part.exists() else 0
                     raise DownloadError(f"connection lost after {have} bytes ({err.__class__.__name__}); "

@@ -558,13 +558,6 @@ class DeviceStore:
 
 # ---------------------------------------------------------------------------- component hooks
 
-def get_store(ctx: "HubContext") -> DeviceStore:
-    store = ctx.extras.get("devices")
-    if not isinstance(store, DeviceStore):
-        raise BadRequest(503, "the device store is not running")
-    return store
-
-
 async def start(ctx: "HubContext") -> Callable[[], Awaitable[None]]:
     """Open the device store, hook revocation into the authenticator, keep the cache fresh."""
     await ctx.db.migrate()      # in case this module was imported after the database was opened
@@ -574,7 +567,7 @@ async def start(ctx: "HubContext") -> Callable[[], Awaitable[None]]:
     store = DeviceStore(ctx.db, approve_new=not ctx.settings.ota.activation, on_shut_out=shut_out)
     await store.load()
     store.start_refresh()
-    ctx.extras["devices"] = store
+    ctx.devices = store
     ctx.auth.revoked_before = store.revoked_before
     return store.close
 
@@ -648,11 +641,11 @@ def setup_http(app: web.Application, ctx: "HubContext") -> None:
         return web.json_response({"device": device.to_json(_is_online(ctx, device.device_id))})
 
     async def list_(request: web.Request) -> web.StreamResponse:
-        devices = await get_store(ctx).list_all()
+        devices = await ctx.devices.list_all()
         return web.json_response({"devices": [d.to_json(_is_online(ctx, d.device_id)) for d in devices]})
 
     async def show(request: web.Request) -> web.StreamResponse:
-        return reply(await get_store(ctx).resolve(request.match_info["device"]))
+        return reply(await ctx.devices.resolve(request.match_info["device"]))
 
     async def approve(request: web.Request) -> web.StreamResponse:
         body = await read_json_object(request, limit)
@@ -661,23 +654,23 @@ def setup_http(app: web.Application, ctx: "HubContext") -> None:
             code = f"{code:06d}"
         if not isinstance(code, str):
             raise BadRequest(400, "expected {\"code\": \"123456\"}")
-        return reply(await get_store(ctx).approve(code))
+        return reply(await ctx.devices.approve(code))
 
     async def rename(request: web.Request) -> web.StreamResponse:
         body = await read_json_object(request, limit)
         name = body.get("name")
         if not isinstance(name, str):
             raise BadRequest(400, "expected {\"name\": \"Kitchen\"}")
-        return reply(await get_store(ctx).rename(request.match_info["device"], name))
+        return reply(await ctx.devices.rename(request.match_info["device"], name))
 
     async def block(request: web.Request) -> web.StreamResponse:
-        return reply(await get_store(ctx).set_blocked(request.match_info["device"], True))
+        return reply(await ctx.devices.set_blocked(request.match_info["device"], True))
 
     async def unblock(request: web.Request) -> web.StreamResponse:
-        return reply(await get_store(ctx).set_blocked(request.match_info["device"], False))
+        return reply(await ctx.devices.set_blocked(request.match_info["device"], False))
 
     async def revoke(request: web.Request) -> web.StreamResponse:
-        return reply(await get_store(ctx).revoke(request.match_info["device"]))
+        return reply(await ctx.devices.revoke(request.match_info["device"]))
 
     app.router.add_get("/api/devices", api(list_))
     app.router.add_post("/api/devices/approve", api(approve))

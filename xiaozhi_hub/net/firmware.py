@@ -450,18 +450,13 @@ def firmware_dir(ctx: "HubContext") -> Path:
     return ctx.settings.data_path / "firmware"
 
 
-def get_store(ctx: "HubContext") -> FirmwareStore | None:
-    store = ctx.extras.get("firmware")
-    return store if isinstance(store, FirmwareStore) else None
-
-
 async def start(ctx: "HubContext") -> None:
     """Open the firmware store and clear leftovers of uploads interrupted by a crash."""
     await ctx.db.migrate()
     store = FirmwareStore(firmware_dir(ctx), ctx.db)
     for path in await store.sweep_async():
         _LOGGER.info("removed unindexed firmware leftover %s", path.name)
-    ctx.extras["firmware"] = store
+    ctx.firmware = store
     return None
 
 
@@ -477,9 +472,7 @@ def setup_http(app: web.Application, ctx: "HubContext") -> None:
         name = request.match_info["name"]
         if _unsafe_name(name):
             return json_error(400, "invalid firmware name (expected <board>_<version>.bin or an id)")
-        store = get_store(ctx)
-        if store is None:
-            return json_error(503, "the firmware store is not running")
+        store = ctx.firmware
         record = await store.lookup_download(name)
         if record is None:
             return json_error(404, f"no firmware {name!r} in the store")
@@ -501,9 +494,7 @@ def setup_http(app: web.Application, ctx: "HubContext") -> None:
     async def index(request: web.Request) -> web.StreamResponse:
         if not devices_mod.api_allowed(request, ctx):
             return json_error(401, "this API needs 'Authorization: Bearer <token>' with one of auth.tokens")
-        store = get_store(ctx)
-        if store is None:
-            return json_error(503, "the firmware store is not running")
+        store = ctx.firmware
         records = await store.list()
         pins = await ctx.db.transaction(list_pins)
         return web.json_response({"firmware": [r.to_json() for r in records], "pins": pins})

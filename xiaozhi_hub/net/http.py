@@ -41,7 +41,7 @@ async def health(request: web.Request) -> web.Response:
 
 async def api_status(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
-    m = ctx.extras["metrics"]
+    m = ctx.metrics
     return web.json_response({
         "version": __version__, "hub_id": ctx.hub_id, "ws_url": ctx.ws_url(request.host.split(":")[0]),
         "sessions": session_info(ctx),
@@ -54,13 +54,13 @@ async def api_status(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
-    return web.Response(text=ctx.extras["metrics"].prometheus(), content_type="text/plain")
+    return web.Response(text=ctx.metrics.prometheus(), content_type="text/plain")
 
 
 async def status_page(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
     host = request.host.split(":")[0]
-    m = ctx.extras["metrics"].summary("first_audio")
+    m = ctx.metrics.summary("first_audio")
     rows = "".join(
         f"<tr><td>{html.escape(s['device_id'])}</td><td>{s['state']}</td><td>{s['mode']}</td>"
         f"<td>{s['connected_seconds']}</td></tr>" for s in session_info(ctx)) or "<tr><td colspan=4>none</td></tr>"

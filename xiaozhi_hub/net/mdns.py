@@ -212,5 +212,5 @@ async def start(ctx: "HubContext") -> Callable[[], Awaitable[None]] | None:
         return None
     advertiser = HubAdvertiser(ctx, interfaces=ctx.settings.mdns.interfaces or None)
     await advertiser.start()
-    ctx.extras["mdns"] = advertiser
+    ctx.mdns = advertiser
     return advertiser.close

@@ -40,7 +40,6 @@ from aiohttp import web
 
 from .. import __version__
 from ..auth import mint_token
-from . import devices as devices_mod
 from . import firmware as firmware_mod
 from .devices import Device, DeviceReport, InvalidValue, check_activation_hmac, normalize_device_id, token_time, valid_client_id
 from .ratelimit import BadRequest, RateLimiter, json_error, limited, read_json_object
@@ -219,7 +218,7 @@ class OTAEndpoint:
         try:
             body = await read_json_object(request, self.ctx.settings.ota.max_body_bytes)
             req = parse_ota_request(request.headers, body)
-            store = devices_mod.get_store(self.ctx)
+            store = self.ctx.devices
         except BadRequest as err:
             _LOGGER.info("OTA check from %s refused: %s", request.remote, err.reason)
             return err.response()
@@ -257,10 +256,7 @@ class OTAEndpoint:
                          device.label, device.board or "unknown board", device.activation_code)
             return _json(reply)
 
-        offer = None
-        fw_store = firmware_mod.get_store(self.ctx)
-        if fw_store is not None:
-            offer = await fw_store.offer_for(device)
+        offer = await self.ctx.firmware.offer_for(device)
         if offer is not None:
             reply["firmware"] = {"version": offer.version,
                                  "url": f"{self.ctx.http_url(host)}{firmware_mod.DOWNLOAD_PREFIX}{offer.download_name}"}
@@ -283,17 +279,13 @@ class OTAEndpoint:
             "Activation:                     " + ("required (approve codes with `xiaozhi-hub devices approve CODE`)"
                                                   if self.activation_required else "off (devices are admitted on sight)"),
         ]
-        store = self.ctx.extras.get("devices")
-        if isinstance(store, devices_mod.DeviceStore):
-            devices = await store.list_all()
-            pending = sum(1 for d in devices if self.needs_activation(d))
-            blocked = sum(1 for d in devices if d.blocked)
-            lines.append(f"Known devices:                  {len(devices)} ({pending} waiting for approval, {blocked} blocked)")
-        fw_store = firmware_mod.get_store(self.ctx)
-        if fw_store is not None:
-            images = await fw_store.list()
-            boards = sorted({r.board for r in images})
-            lines.append(f"Firmware images:                {len(images)}" + (f" (boards: {', '.join(boards)})" if boards else ""))
+        devices = await self.ctx.devices.list_all()
+        pending = sum(1 for d in devices if self.needs_activation(d))
+        blocked = sum(1 for d in devices if d.blocked)
+        lines.append(f"Known devices:                  {len(devices)} ({pending} waiting for approval, {blocked} blocked)")
+        images = await self.ctx.firmware.list()
+        boards = sorted({r.board for r in images})
+        lines.append(f"Firmware images:                {len(images)}" + (f" (boards: {', '.join(boards)})" if boards else ""))
         lines += ["", "Devices POST their system info here and get the time, the WebSocket URL and a token back."]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
 
@@ -309,7 +301,7 @@ class OTAEndpoint:
             if "algorithm" in body and body["algorithm"] != "hmac-sha256":
                 raise BadRequest(400, f"unsupported algorithm {body['algorithm'][:32]!r} (expected hmac-sha256)")
             device_id = _device_id(request.headers.get("Device-Id"))
-            store = devices_mod.get_store(self.ctx)
+            store = self.ctx.devices
         except BadRequest as err:
             return err.response()
 
@@ -338,7 +330,7 @@ def setup_http(app: web.Application, ctx: "HubContext") -> None:
         _LOGGER.info("OTA endpoint disabled (ota.enabled: false)")
         return
     endpoint = OTAEndpoint(ctx)
-    ctx.extras["ota"] = endpoint
+    ctx.ota = endpoint
     for path in (OTA_PATH, OTA_PATH.rstrip("/")):
         app.router.add_post(path, endpoint.check)
         app.router.add_get(path, endpoint.status)

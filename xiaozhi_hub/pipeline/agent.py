@@ -256,9 +256,9 @@ class Agent:
         return ToolContext(link, self.env, lang)
 
     def _metric(self, name: str, seconds: float | None = None) -> None:
-        metrics = self.ctx.extras.get("metrics") if self.ctx is not None else None
-        if metrics is None:
+        if self.ctx is None:
             return
+        metrics = self.ctx.metrics
         if seconds is None:
             metrics.inc(name)
         else:
@@ -454,8 +454,8 @@ async def create_agent(ctx: "HubContext") -> Agent:
 
 async def start(ctx: "HubContext") -> Callable[[], Awaitable[None]] | None:
     """App component hook: start the agent's background services; returns their closer."""
-    agent = ctx.extras.get("agent")
-    if not isinstance(agent, Agent) or agent.started:
+    agent = ctx.agent
+    if agent.started:
         return None
     await agent.start()
     return agent.close

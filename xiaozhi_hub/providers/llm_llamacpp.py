@@ -402,7 +402,7 @@ class LlamaCppLLM:
                     # never runs concurrently on the same model.
                     try:
                         await asyncio.wait_for(asyncio.shield(worker), timeout=30)
-                    except (asyncio.CancelledError, asyncio.TimeoutError, Exception):
+                    except (TimeoutError, asyncio.CancelledError, Exception):
                         pass
                 if worker.done() and not worker.cancelled():
                     worker.exception()   # retrieved: no "exception was never retrieved" noise

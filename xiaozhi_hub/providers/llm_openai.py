@@ -9,7 +9,6 @@ CPU work, so it does not use the compute pool; the remote server does its own qu
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
@@ -127,7 +126,7 @@ class OpenAILLM:
                     if models:
                         self.model = str(models[0].get("id") or models[0].get("name"))
                         return self.model
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             pass
         return "default"
 
@@ -151,7 +150,7 @@ class OpenAILLM:
                     raise cls(f"LLM server {url}: HTTP {resp.status}: {detail}")
                 async for event in self._events(resp, assembler):
                     yield event
-        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+        except (TimeoutError, aiohttp.ClientError) as err:
             raise ProviderError(f"LLM server {url}: {err.__class__.__name__}: {err}") from err
         for call in assembler.flush():
             yield call

@@ -132,7 +132,7 @@ class Session:
             msg = codec.decode(text, Direction.FROM_DEVICE)
         except ProtocolError as err:
             log.info("%s: bad message (%s)", self, err)
-            self.ctx.extras["metrics"].inc("bad_messages")
+            self.ctx.metrics.inc("bad_messages")
             await self.send_error(err.kind, err.detail)
             return
         if self.state is S.CONNECTED and not isinstance(msg, DeviceHello):
@@ -158,7 +158,7 @@ class Session:
                 self._decoder = OpusDecoder(sample_rate=16000, channels=1, frame_ms=60)
             pcm = self._decoder.decode(frame.payload)
         except (ProtocolError, OpusError) as err:
-            self.ctx.extras["metrics"].inc("bad_audio_frames")
+            self.ctx.metrics.inc("bad_audio_frames")
             log.debug("%s: undecodable audio frame: %s", self, err)
             return
         if self.state is S.SPEAKING:
@@ -180,7 +180,7 @@ class Session:
         events = self.utterance.push(pcm)
         if VADEvent.SPEECH_START in events:
             self.last_voice = time.monotonic()
-            self.ctx.extras["metrics"].inc("barge_ins")
+            self.ctx.metrics.inc("barge_ins")
             utt = self.utterance
             self.utterance = None
             await self._cancel_turn()
@@ -204,9 +204,7 @@ class Session:
                             audio_params=AudioParams("opus", audio.downlink_sample_rate, 1, audio.frame_duration_ms))
         await self.send(reply)
         self.set_state(S.IDLE)
-        timers = getattr(self.ctx.extras.get("agent"), "timers", None)
-        if timers is not None:
-            timers.wake()  # timers that fell due while this device was away are announced now
+        self.ctx.agent.timers.wake()  # timers that fell due while this device was away are announced now
         if msg.mcp and self.ctx.settings.session.mcp_enabled:
             self.mcp = McpClient(self._send_mcp, self.ctx.settings.session.mcp_call_timeout)
             self.spawn(self.mcp.start(), "mcp-init")
@@ -284,7 +282,7 @@ class Session:
 
     # -- speculation: the answer starts on a draft transcript during the trailing silence
     def _speculate(self, draft: Transcript) -> None:
-        if self.state is not S.LISTENING or "agent" not in self.ctx.extras:
+        if self.state is not S.LISTENING:
             return
         lim = self.ctx.compute.limit("llm")
         if lim.active >= lim.limit or lim.waiting:
@@ -293,12 +291,12 @@ class Session:
 
         self._unspeculate()
         self.speculation = Speculation(self, draft.text)
-        self.ctx.extras["metrics"].inc("speculations")
+        self.ctx.metrics.inc("speculations")
 
     def _withdraw_speculation(self) -> "Speculation | None":
         spec, self.speculation = self.speculation, None
         if spec is not None:
-            self.ctx.extras["metrics"].inc("speculation_misses")
+            self.ctx.metrics.inc("speculation_misses")
         return spec
 
     def _unspeculate(self) -> None:
@@ -368,7 +366,7 @@ class Session:
 
     async def abort(self, reason: str) -> None:
         """Stop speaking now: cancel the turn, then always answer ``tts stop``."""
-        self.ctx.extras["metrics"].inc("aborts")
+        self.ctx.metrics.inc("aborts")
         await self._cancel_turn()
         await self.send(Tts(TtsState.STOP, session_id=self.id))
         if self.state in (S.SPEAKING, S.THINKING):

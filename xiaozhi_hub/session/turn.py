@@ -76,7 +76,7 @@ class TurnTiming:
 
 async def run_turn(session: "Session", utt: Utterance, speculation: "Speculation | None" = None) -> None:
     ctx = session.ctx
-    metrics = ctx.extras["metrics"]
+    metrics = ctx.metrics
     timing = TurnTiming(metrics, utt.ended_at or time.monotonic())
     session.turn_log.append(timing.stamps)
     asr = asyncio.ensure_future(utt.finish())
@@ -112,7 +112,7 @@ async def run_turn(session: "Session", utt: Utterance, speculation: "Speculation
             await reply.play()
             return
         speculation = await _drop(speculation, metrics)
-        agent: Agent = ctx.extras["agent"]
+        agent: Agent = ctx.agent
         await speak_reply(session, agent.reply(session, text), timing)
     finally:
         if speculation is not None:     # cancelled (abort, barge-in, close) before it was decided
@@ -126,7 +126,7 @@ async def run_text_turn(session: "Session", text: str) -> None:
     """A typed question (``listen detect`` with text that is not a wake word): ``stt`` echoes it,
     then it is answered like speech."""
     await _heard(session, text)
-    agent: Agent = session.ctx.extras["agent"]
+    agent: Agent = session.ctx.agent
     await speak_reply(session, agent.reply(session, text))
 
 
@@ -146,7 +146,7 @@ async def say_goodbye(session: "Session") -> None:
 async def _heard(session: "Session", text: str) -> None:
     """Tell the device what was understood (``stt``) and count the turn."""
     await session.send(Stt(text, session_id=session.id))
-    session.ctx.extras["metrics"].inc("turns")
+    session.ctx.metrics.inc("turns")
 
 
 async def _drop(speculation: "Speculation | None", metrics: Metrics) -> None:
@@ -159,7 +159,7 @@ async def _drop(speculation: "Speculation | None", metrics: Metrics) -> None:
 
 async def _asr_failure(session: "Session", err: BaseException) -> AsyncIterator[str]:
     if isinstance(err, BusyError):
-        session.ctx.extras["metrics"].inc("busy_answers")
+        session.ctx.metrics.inc("busy_answers")
         yield phrase(session.ctx.settings, BUSY_TEXT)
     else:
         log.warning("%s: ASR failed: %s", session, err)
@@ -180,7 +180,7 @@ async def _reply_after_asr(session: "Session", asr: "asyncio.Future[Transcript]"
     if not text:
         return  # nothing was said after all: the filler ends the turn
     await _heard(session, text)
-    agent: Agent = session.ctx.extras["agent"]
+    agent: Agent = session.ctx.agent
     async with contextlib.aclosing(agent.reply(session, text)) as reply:
         async for delta in reply:
             yield delta
@@ -216,7 +216,7 @@ class Reply:
         self.deltas = deltas
         ctx = session.ctx
         self.settings = ctx.settings
-        self.metrics: Metrics = ctx.extras["metrics"]
+        self.metrics: Metrics = ctx.metrics
         if timing is None:
             timing = TurnTiming(self.metrics, None)
             session.turn_log.append(timing.stamps)
@@ -387,9 +387,7 @@ class Reply:
             await session.close(1000, "conversation ended")
 
     async def _filler(self) -> list[SentenceStart | bytes]:
-        cache = self.session.ctx.extras.get("phrases")
-        if cache is None:
-            return []
+        cache = self.session.ctx.phrases
         self.metrics.inc("fillers")
         text = phrase(self.settings, FILLER_TEXT)
         return [SentenceStart(text), *await cache.frames(text)]
@@ -414,8 +412,8 @@ class Speculation:
         self.text = text
         self.gate = asyncio.Event()
         self.started_at = time.monotonic()
-        agent: Agent = session.ctx.extras["agent"]
-        self.timing = TurnTiming(session.ctx.extras["metrics"], None)
+        agent: Agent = session.ctx.agent
+        self.timing = TurnTiming(session.ctx.metrics, None)
         self.timing.stamps["draft"] = self.started_at
         self.reply = Reply(session, agent.reply(session, text, gate=self.gate), self.timing)
         self.reply.start()

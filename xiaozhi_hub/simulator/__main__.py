@@ -76,7 +76,7 @@ async def run(args: argparse.Namespace) -> int:
                 try:
                     turn = await dev.run_turn(speech, mode=args.mode, text=args.text, sample_rate=rate,
                                               timeout=args.timeout, abort_after_ms=args.abort_after_ms)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     print(f"turn {len(dev.turns)}: no complete reply within {args.timeout:g} s")
                     ok = False
                     break

@@ -303,7 +303,7 @@ class SimulatedDevice:
                 self.url, headers=self.handshake_headers(), autoping=True, heartbeat=None,
                 compress=0, protocols=(), timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
                 max_msg_size=0), HANDSHAKE_TIMEOUT)
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+        except (TimeoutError, aiohttp.ClientError, OSError) as err:
             await self._session.close()
             self.state = DeviceState.IDLE
             reason = f"handshake took longer than {HANDSHAKE_TIMEOUT:g} s" if isinstance(err, asyncio.TimeoutError) else err
@@ -316,7 +316,7 @@ class SimulatedDevice:
                                                "frame_duration": UPLINK_FRAME_MS}})
         try:
             hello = await asyncio.wait_for(asyncio.shield(self._hello), self.hello_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self.close()
             raise HelloTimeout(f"no valid server hello within {self.hello_timeout:g} s") from None
         except SimulatorError:

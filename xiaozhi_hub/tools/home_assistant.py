@@ -1,7 +1,7 @@
 """The Home Assistant hook: what the agent needs from "the home", with a no-op default.
 
 The MQTT and Home Assistant issues fill this in (entities discovered over MQTT or the HA API). They
-register an implementation with :func:`set_home_control` (stored in ``ctx.extras["home_control"]``);
+register an implementation with :func:`set_home_control` (the context's ``home_control`` field);
 until then :class:`NoHomeControl` knows no entities, so home commands are not matched as intents and
 the LLM is not offered a home tool — the request goes to the LLM as plain chat.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:
     from ..context import HubContext
@@ -68,21 +68,14 @@ class NoHomeControl:
 
 
 def home_control(ctx: "HubContext | None") -> HomeControl:
-    """The registered home control, or the no-op default. Looked up on every use, so a bridge that
-    connects after the agent was built is picked up without a restart."""
-    if ctx is not None:
-        found: Any = ctx.extras.get(EXTRAS_KEY)
-        if found is not None:
-            return found
-    return NoHomeControl()
+    """The home control in use, or the no-op default without a hub. Looked up on every use, so a
+    bridge that connects after the agent was built is picked up without a restart."""
+    return ctx.home_control if ctx is not None else NoHomeControl()
 
 
 def set_home_control(ctx: "HubContext", control: HomeControl | None) -> None:
     """Register (or with None, remove) the home control the agent uses."""
-    if control is None:
-        ctx.extras.pop(EXTRAS_KEY, None)
-    else:
-        ctx.extras[EXTRAS_KEY] = control
+    ctx.home_control = control if control is not None else NoHomeControl()
 
 
 _LEADING = re.compile(r"^(?:the|my|our|all the)\s+")

@@ -129,7 +129,7 @@ class WebSocketServer:
                                    max_msg_size=settings.server.max_frame_bytes, timeout=5.0)
         await ws.prepare(request)
         remote = request.remote or "?"
-        metrics = ctx.extras["metrics"]
+        metrics = ctx.metrics
         metrics.inc("connections")
 
         refusal = self._refuse(device_id, client_id, authorization)
@@ -147,9 +147,7 @@ class WebSocketServer:
         if previous is not None:
             log.info("%s replaces %s", session, previous)
             await previous.close(CLOSE_REPLACED, "replaced by a new connection")
-        devices = ctx.extras.get("devices")
-        if devices is not None:
-            session.spawn(devices.seen(device_id, client_id), "device-seen")
+        session.spawn(ctx.devices.seen(device_id, client_id), "device-seen")
         self.connections.add(ws)
         metrics.gauges["sessions"] = len(ctx.registry)
         try:
@@ -164,8 +162,7 @@ class WebSocketServer:
     def _refuse(self, device_id: str, client_id: str, authorization: str | None) -> tuple[int, str, str] | None:
         if not device_id:
             return CLOSE_AUTH, "missing_device_id", "Device-Id header (or device-id query parameter) is required"
-        devices = self.ctx.extras.get("devices")
-        if devices is not None and devices.is_blocked(device_id):
+        if self.ctx.devices.is_blocked(device_id):
             return CLOSE_BLOCKED, "blocked", "this device is blocked on the hub"
         result = self.ctx.auth.check(device_id, client_id, authorization)
         if not result.ok:
@@ -176,7 +173,7 @@ class WebSocketServer:
         settings = self.ctx.settings
         guard = FloodGuard(settings.server.max_frames_per_second, settings.server.flood_grace_seconds)
         hello_deadline = time.monotonic() + settings.session.hello_timeout
-        metrics = self.ctx.extras["metrics"]
+        metrics = self.ctx.metrics
         while True:
             timeout = None
             if session.hello is None:
@@ -186,7 +183,7 @@ class WebSocketServer:
                     return
             try:
                 msg = await ws.receive(timeout=timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue  # the deadline check above closes it
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 return
@@ -209,7 +206,7 @@ class WebSocketServer:
                     await session.handle_text(msg.data)
                 elif msg.type is WSMsgType.BINARY:
                     await session.handle_binary(msg.data)
-            except (ConnectionResetError, asyncio.TimeoutError):
+            except (TimeoutError, ConnectionResetError):
                 return
             except Exception:
                 # One bad device never takes the hub down: log, tell the device, keep going.
@@ -232,7 +229,7 @@ class WebSocketServer:
             for session in self.ctx.registry:
                 if session.hello is not None and not session.busy and now - session.last_voice > idle:
                     log.info("%s: idle for %.0fs, closing", session, now - session.last_voice)
-                    self.ctx.extras["metrics"].inc("idle_closes")
+                    self.ctx.metrics.inc("idle_closes")
                     session.close_idle()
 
     async def shutdown(self) -> None:
