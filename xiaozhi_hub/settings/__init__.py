@@ -1,0 +1,34 @@
+"""Configuration: ``hub.yaml`` validated with voluptuous into frozen settings.
+
+Precedence, lowest first: built-in defaults < the YAML file < ``XIAOZHI_*`` environment variables
+< command-line flags. Environment variables: the shortcuts ``XIAOZHI_WS_PORT``, ``XIAOZHI_HTTP_PORT``,
+``XIAOZHI_DATA_DIR``, ``XIAOZHI_LOG_LEVEL``, ``XIAOZHI_CONFIG``, and any key as
+``XIAOZHI_<SECTION>__<KEY>`` (for example ``XIAOZHI_SESSION__IDLE_TIMEOUT=300``); values are read as
+YAML scalars, so ``true``, ``30`` and ``[a, b]`` work.
+
+A bad file raises :class:`ConfigError` with one line naming the key and the problem; the CLI exits 2.
+
+The schema is written per section (:mod:`.network`: server, auth, ota, mdns; :mod:`.engines`: audio,
+vad, asr, llm, tts, fake; :mod:`.assistant`: session, agent, intents, memory) with shared validators
+(:mod:`.validators`); :mod:`.loading` holds the root :class:`Settings` and the file/env/CLI merging,
+:mod:`.flags` the command-line flags every subcommand shares.
+A new section is a dataclass and schema in the module of its concern plus one line in ``SECTIONS``.
+"""
+
+from __future__ import annotations
+
+from .assistant import AgentSettings, IntentSettings, MemorySettings, SessionSettings
+from .engines import ASRSettings, AudioSettings, FakeSettings, LLMSettings, TTSSettings, VADSettings
+from .flags import add_common_flags, settings_from_args
+from .loading import (SECTIONS, SHORTCUTS, ConfigError, Settings, env_overrides, from_mapping, load, load_file, merge,
+                      shortcut_overrides)
+from .network import DEFAULT_HTTP_PORT, DEFAULT_WS_PORT, WS_PATH, AuthSettings, MDNSSettings, OTASettings, ServerSettings
+from .validators import LOG_LEVELS
+
+__all__ = [
+    "ASRSettings", "AgentSettings", "AudioSettings", "AuthSettings", "ConfigError", "DEFAULT_HTTP_PORT",
+    "DEFAULT_WS_PORT", "FakeSettings", "IntentSettings", "LLMSettings", "LOG_LEVELS", "MDNSSettings",
+    "MemorySettings", "OTASettings", "SECTIONS", "SHORTCUTS", "ServerSettings", "SessionSettings", "Settings",
+    "TTSSettings", "VADSettings", "WS_PATH", "add_common_flags", "env_overrides", "from_mapping", "load", "load_file",
+    "merge", "settings_from_args", "shortcut_overrides",
+]
