@@ -7,18 +7,14 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..settings import Settings, add_common_flags
 from .installer import Installer, InstallError
 from .manifest import Manifest, ManifestError, ModelEntry, load_manifest
 
-if TYPE_CHECKING:
-    from ..settings import Settings
-
 
 def register(subparsers: Any) -> None:
-    from ..__main__ import add_common_flags
-
     p = subparsers.add_parser("models", help="list, install, verify and remove offline models",
                               description="Offline models from the manifest (xiaozhi_hub/models/manifest.json), installed under models_dir.")
     add_common_flags(p, suppress=True)
@@ -54,7 +50,7 @@ def register(subparsers: Any) -> None:
     init.set_defaults(func=_cmd_init_config)
 
 
-def _context(args: argparse.Namespace, settings: "Settings") -> tuple[Manifest, Installer]:
+def _context(args: argparse.Namespace, settings: Settings) -> tuple[Manifest, Installer]:
     manifest = load_manifest(args.manifest)
     models_dir = args.models_dir or settings.models_dir
     installer = Installer(manifest, models_dir, verify=not getattr(args, "no_verify", False))
@@ -74,13 +70,13 @@ def _human(n: int) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
 
-def _cmd_list(args: argparse.Namespace, settings: "Settings") -> int:
+def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     try:
         manifest, installer = _context(args, settings)
     except ManifestError as err:
         print(f"xiaozhi-hub: {err}", file=sys.stderr)
         return 1
-    rows = [{"id": e.id, "role": e.role, "engine": e.engine, "language": e.language, "size": e.size,
+    rows: list[dict[str, Any]] = [{"id": e.id, "role": e.role, "engine": e.engine, "language": e.language, "size": e.size,
              "license": e.license, "source": e.source.type, "verified": e.verified, "default": e.default,
              "status": installer.status(e), "path": str(e.main_path(installer.models_dir))}
             for e in manifest.entries]
@@ -96,7 +92,7 @@ def _cmd_list(args: argparse.Namespace, settings: "Settings") -> int:
     return 0
 
 
-def _context_and_entries(args: argparse.Namespace, settings: "Settings") -> tuple[Any, Any, list[Any]] | None:
+def _context_and_entries(args: argparse.Namespace, settings: Settings) -> tuple[Any, Any, list[Any]] | None:
     """Manifest, installer and the entries named on the command line; None (after a message) on error."""
     try:
         manifest, installer = _context(args, settings)
@@ -106,7 +102,7 @@ def _context_and_entries(args: argparse.Namespace, settings: "Settings") -> tupl
         return None
 
 
-def _cmd_install(args: argparse.Namespace, settings: "Settings") -> int:
+def _cmd_install(args: argparse.Namespace, settings: Settings) -> int:
     looked_up = _context_and_entries(args, settings)
     if looked_up is None:
         return 1
@@ -131,7 +127,7 @@ def _cmd_install(args: argparse.Namespace, settings: "Settings") -> int:
     return 1 if failed else 0
 
 
-def _cmd_verify(args: argparse.Namespace, settings: "Settings") -> int:
+def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     try:
         manifest, installer = _context(args, settings)
         entries = _lookup(manifest, list(args.ids)) if args.ids else [
@@ -153,7 +149,7 @@ def _cmd_verify(args: argparse.Namespace, settings: "Settings") -> int:
     return 1 if bad else 0
 
 
-def _cmd_remove(args: argparse.Namespace, settings: "Settings") -> int:
+def _cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
     looked_up = _context_and_entries(args, settings)
     if looked_up is None:
         return 1
@@ -210,7 +206,7 @@ tts:
 """
 
 
-def _cmd_init_config(args: argparse.Namespace, settings: "Settings") -> int:
+def _cmd_init_config(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.output)
     if out.name == "config.yaml":
         print("xiaozhi-hub: the hub's file is hub.yaml (config.yaml belongs to the Home Assistant add-on loader)",

@@ -76,7 +76,9 @@ async def _fetch_once(session: aiohttp.ClientSession, url: str, part: Path, size
         if total is None and resp.content_length is not None:
             total = offset + resp.content_length
         done = offset
-        with open(part, mode) as f:
+        # Only the installer's download runs on this event loop (a CLI command), so blocking writes
+        # delay nothing else; the hub never downloads.
+        with open(part, mode) as f:  # noqa: ASYNC230
             async for block in resp.content.iter_chunked(CHUNK):
                 f.write(block)
                 done += len(block)

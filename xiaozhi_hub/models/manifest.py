@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..providers.base import ProviderError
+from ..providers.registry import ProviderUnavailable
 
 ROLES = ("asr", "llm", "tts", "vad")
 SOURCE_TYPES = ("registry", "url", "builtin")
@@ -194,10 +195,6 @@ def load_manifest(path: str | os.PathLike[str] | None = None) -> Manifest:
 
 def _not_installed(message: str) -> ProviderError:
     """The registry's ProviderUnavailable ("not installed here"), which contract tests turn into a skip."""
-    try:
-        from ..providers.registry import ProviderUnavailable
-    except ImportError:  # pragma: no cover - registry is part of the hub
-        return ProviderError(message)
     return ProviderUnavailable(message)
 
 
