@@ -1,27 +1,24 @@
 """Command line: ``xiaozhi-hub [serve] [--config hub.yaml] [flags]`` and management subcommands.
 
-Subcommands are contributed by modules listed in ``COMMANDS``; each exposes
-``register(subparsers)`` adding its parser with ``set_defaults(func=...)``; the function receives
-``(args, settings)`` and returns an exit code.
+Each command module exposes ``register(subparsers)`` adding its parser with ``set_defaults(func=...)``;
+the function receives ``(args, settings)`` and returns an exit code. The modules are listed here:
+``serve`` (:mod:`xiaozhi_hub.app`), ``models``/``init-config`` (:mod:`xiaozhi_hub.models.cli`),
+``devices``/``firmware`` (:mod:`xiaozhi_hub.net.cli`).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from typing import Sequence
 
-from . import __version__
-from .settings import LOG_LEVELS, ConfigError, Settings, load, shortcut_overrides
+from . import __version__, app
+from .models import cli as models_cli
+from .net import cli as net_cli
+from .settings import ConfigError, add_common_flags, settings_from_args
 
-# Modules that add subcommands (imported lazily so a missing optional part never breaks `serve`).
-COMMANDS = (
-    "xiaozhi_hub.app",              # serve
-    "xiaozhi_hub.models",           # models list|install|verify|remove
-    "xiaozhi_hub.net.cli",          # devices ..., firmware ...
-)
+__all__ = ["add_common_flags", "build_parser", "main", "settings_from_args"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,31 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"xiaozhi-hub {__version__}")
     add_common_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as err:  # pragma: no cover - a broken optional module
-            logging.getLogger(__name__).debug("subcommands of %s unavailable: %s", name, err)
-            continue
-        register = getattr(module, "register", None)
-        if register is not None:
-            register(sub)
+    app.register(sub)
+    models_cli.register(sub)
+    net_cli.register(sub)
     return parser
-
-
-def add_common_flags(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
-    d = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--config", metavar="FILE", default=d, help="hub.yaml to read (env XIAOZHI_CONFIG)")
-    parser.add_argument("--ws-port", type=int, default=d, help="WebSocket port for devices (default 8000)")
-    parser.add_argument("--http-port", type=int, default=d, help="HTTP port: OTA, API, status (default 8003)")
-    parser.add_argument("--data-dir", default=d, help="folder for the database, firmware and secrets (default ./data)")
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default=d, help="log verbosity (default info)")
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    overrides = shortcut_overrides(ws_port=getattr(args, "ws_port", None), http_port=getattr(args, "http_port", None),
-                                   data_dir=getattr(args, "data_dir", None), log_level=getattr(args, "log_level", None))
-    return load(getattr(args, "config", None), overrides=overrides)
 
 
 def setup_logging(level: str) -> None:

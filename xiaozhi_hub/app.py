@@ -1,9 +1,16 @@
 """Composition root: builds every service from the settings, serves, and owns shutdown.
 
 Start order: data folder and database → secrets and hub id → compute pool → providers (models load
-once) → components (devices, OTA, firmware, mDNS) → HTTP and WebSocket listeners → "ready".
+once) → device store (revocation cache loaded, kept fresh) and firmware store (crash leftovers
+swept) → metrics, fixed phrases, the hub context → agent → WebSocket listener → OTA endpoint, HTTP
+routes and listener → mDNS (it advertises the bound ports) → the agent's background services
+(timers, memory retention) → "ready"; the fixed phrases are then synthesized in the background.
 Shutdown (SIGINT/SIGTERM) runs in reverse: stop listening, close sessions with 1001, give turns
-``shutdown_grace`` seconds, stop components, close providers, checkpoint the database.
+``shutdown_grace`` seconds, stop the agent and mDNS, stop the device store, close providers and the
+compute pool, checkpoint the database.
+
+:func:`open_stores` and :func:`serve_http` are the two halves of the HTTP side; the hub uses them,
+and so do the HTTP tests, which build the HTTP side alone.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
+import functools
 import logging
 import os
 import signal
@@ -29,25 +36,26 @@ from .auth import Authenticator, load_or_create_secret
 from .compute import ComputePool
 from .context import HubContext
 from .metrics import Metrics
+from .net.devices import disconnect
 from .net.http import create_http_app
+from .net.mdns import HubAdvertiser
+from .net.ota import OTAEndpoint
 from .pipeline.agent import create_agent
 from .pipeline.speaker import PhraseCache
-from .providers.base import Providers
-from .settings import ConfigError, Settings
+from .providers.base import ProviderError, Providers
+from .providers.registry import close_providers, create_providers
+from .session.turn import BUSY_TEXT, FILLER_TEXT, phrase
+from .settings import ConfigError, Settings, add_common_flags
 from .store.db import Database
+from .store.device_store import DeviceStore
+from .store.firmware import FirmwareStore
 from .transport.registry import SessionRegistry
 from .transport.ws_server import WebSocketServer
 
 log = logging.getLogger(__name__)
 
-# Optional components: each may define `async start(ctx) -> closer | None` and `setup_http(app, ctx)`.
-COMPONENTS = (
-    "xiaozhi_hub.net.devices",
-    "xiaozhi_hub.net.ota",
-    "xiaozhi_hub.net.firmware",
-    "xiaozhi_hub.net.mdns",
-    "xiaozhi_hub.tools.timers",
-)
+Closer = Callable[[], Awaitable[None]]
+Listen = Callable[[web.Application], Awaitable[int]]   # serve an app, return the bound port
 
 
 def load_or_create_hub_id(data_dir: Path) -> str:
@@ -83,6 +91,53 @@ def configure_compute(settings: Settings) -> ComputePool:
     return pool
 
 
+def _call(fn: Callable[[], Any]) -> Closer:
+    """A closer for a synchronous release (cancel a task, shut a pool down)."""
+    async def run() -> None:
+        fn()
+    return run
+
+
+# ---------------------------------------------------------------------------- the HTTP side
+
+@dataclass(frozen=True)
+class Stores:
+    devices: DeviceStore
+    firmware: FirmwareStore
+
+
+async def open_stores(settings: Settings, db: Database, registry: SessionRegistry,
+                      closers: list[Closer]) -> Stores:
+    """The device records, with their revocation cache loaded and kept fresh, wired to close the live
+    session of a device that gets blocked or revoked; and the firmware store, crash leftovers swept."""
+    devices = DeviceStore(db, approve_new=not settings.ota.activation,
+                          on_shut_out=functools.partial(disconnect, registry))
+    await devices.load()
+    devices.start_refresh()
+    closers.append(devices.close)
+    firmware = FirmwareStore(settings.data_path / "firmware", db)
+    for path in await firmware.sweep_async():
+        log.info("removed unindexed firmware leftover %s", path.name)
+    return Stores(devices, firmware)
+
+
+async def serve_http(ctx: HubContext, listen: Listen, closers: list[Closer]) -> None:
+    """The OTA endpoint (unless ``ota.enabled`` is false), every HTTP route, the listener, then mDNS
+    (unless ``mdns.enabled`` is false), which advertises the ports bound by then."""
+    if ctx.settings.ota.enabled:
+        ctx.ota = OTAEndpoint(ctx)
+    else:
+        log.info("OTA endpoint disabled (ota.enabled: false)")
+    ctx.http_port = await listen(create_http_app(ctx))
+    if ctx.settings.mdns.enabled:
+        advertiser = HubAdvertiser(ctx, interfaces=ctx.settings.mdns.interfaces or None)
+        await advertiser.start()
+        ctx.mdns = advertiser
+        closers.append(advertiser.close)
+
+
+# ---------------------------------------------------------------------------- the hub
+
 @dataclass
 class Hub:
     """A running hub (used by `serve` and by tests that start one in-process)."""
@@ -91,10 +146,27 @@ class Hub:
     ctx: HubContext | None = None
     ws_server: WebSocketServer | None = None
     _runners: list[web.AppRunner] = field(default_factory=list)
-    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _closers: list[Closer] = field(default_factory=list)
 
     async def start(self, providers: Providers | None = None) -> HubContext:
         t0 = time.monotonic()
+        ctx = await self._build(providers)
+        self.ctx = ctx
+        host = self.settings.server.host
+        self.ws_server = WebSocketServer(ctx)
+        ctx.ws_port = await self._serve(self.ws_server.app, host, self.settings.server.ws_port)
+        await self.ws_server.start()
+        await serve_http(ctx, functools.partial(self._serve, host=host, port=self.settings.server.http_port),
+                         self._closers)
+        await ctx.agent.start()
+        self._closers.append(ctx.agent.close)
+        ctx.startup_seconds = time.monotonic() - t0
+        warm = asyncio.create_task(self._warm_phrases(ctx), name="phrases")
+        self._closers.append(_call(warm.cancel))
+        return ctx
+
+    async def _build(self, providers: Providers | None) -> HubContext:
+        """Every service the context holds, in start order; each registers its closer as it opens."""
         settings = self.settings
         data_dir = settings.data_path
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -102,68 +174,33 @@ class Hub:
         self._closers.append(db.close)
         secret = settings.auth.secret or load_or_create_secret(data_dir)
         compute = configure_compute(settings)
-        self._closers.append(self._async(compute.shutdown))
+        self._closers.append(_call(compute.shutdown))
         if providers is None:
-            from .providers.registry import close_providers, create_providers
-
-            providers = await create_providers(settings, compute)
-            self._closers.append(lambda: close_providers(providers))
-        ctx = HubContext(settings=settings, db=db, auth=Authenticator(settings.auth, secret), compute=compute,
-                         registry=SessionRegistry(), providers=providers, hub_id=load_or_create_hub_id(data_dir))
-        ctx.metrics = Metrics()
-        ctx.phrases = PhraseCache(providers.tts, settings.audio.downlink_sample_rate,
-                                            settings.audio.frame_duration_ms, compute)
-        lag = asyncio.create_task(watch_loop_lag(ctx.metrics), name="loop-lag")
-        self._closers.append(self._async(lag.cancel))
+            loaded = providers = await create_providers(settings, compute)
+            self._closers.append(lambda: close_providers(loaded))
+        registry = SessionRegistry()
+        stores = await open_stores(settings, db, registry, self._closers)
+        metrics = Metrics()
+        phrases = PhraseCache(providers.tts, settings.audio.downlink_sample_rate, settings.audio.frame_duration_ms,
+                              compute)
+        auth = Authenticator(settings.auth, secret, revoked_before=stores.devices.revoked_before)
+        ctx = HubContext(settings=settings, db=db, auth=auth, compute=compute, registry=registry,
+                         providers=providers, hub_id=load_or_create_hub_id(data_dir), devices=stores.devices,
+                         firmware=stores.firmware, phrases=phrases, metrics=metrics)
+        lag = asyncio.create_task(watch_loop_lag(metrics), name="loop-lag")
+        self._closers.append(_call(lag.cancel))
         try:
             ctx.agent = await create_agent(ctx)
         except ValueError as err:  # e.g. a broken intents.sentences_file
             raise ConfigError(str(err)) from None
-        self.ctx = ctx
-
-        modules = []
-        for name in COMPONENTS:
-            try:
-                modules.append(importlib.import_module(name))
-            except ModuleNotFoundError as err:
-                if err.name != name:
-                    raise
-                log.debug("component %s not present", name)
-        await db.migrate()  # tables of components imported after open
-
-        # Listeners first, so the bound ports are known to components (OTA reply, mDNS).
-        http_app = create_http_app(ctx)
-        for module in modules:
-            if hasattr(module, "setup_http"):
-                module.setup_http(http_app, ctx)
-        self.ws_server = WebSocketServer(ctx)
-        host = settings.server.host
-        ctx.ws_port = await self._serve(self.ws_server.app, host, settings.server.ws_port)
-        ctx.http_port = await self._serve(http_app, host, settings.server.http_port)
-        await self.ws_server.start()
-        for module in modules:
-            if hasattr(module, "start"):
-                closer = await module.start(ctx)
-                if closer is not None:
-                    self._closers.append(closer)
-        ctx.startup_seconds = time.monotonic() - t0
-        # Fixed phrases are synthesized in the background after "ready", before anyone needs them.
-        from .session.turn import BUSY_TEXT, FILLER_TEXT, phrase
-
-        async def warm_phrases() -> None:
-            for text in (FILLER_TEXT, BUSY_TEXT):
-                with contextlib.suppress(Exception):
-                    await ctx.phrases.frames(phrase(settings, text))
-
-        warm = asyncio.create_task(warm_phrases(), name="phrases")
-        self._closers.append(self._async(warm.cancel))
         return ctx
 
     @staticmethod
-    def _async(fn: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
-            fn()
-        return run
+    async def _warm_phrases(ctx: HubContext) -> None:
+        """Synthesize the fixed phrases after "ready", before anyone needs them."""
+        for text in (FILLER_TEXT, BUSY_TEXT):
+            with contextlib.suppress(Exception):
+                await ctx.phrases.frames(phrase(ctx.settings, text))
 
     async def _serve(self, app: web.Application, host: str, port: int) -> int:
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
@@ -171,14 +208,15 @@ class Hub:
         site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
         await site.start()
         self._runners.insert(0, runner)
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        return sockets[0].getsockname()[1] if sockets else port
+        addresses = runner.addresses
+        return int(addresses[0][1]) if addresses else port
 
     async def stop(self) -> None:
         if self.ws_server is not None:
             grace = self.settings.server.shutdown_grace
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.ws_server.shutdown(), timeout=grace + 1)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace + 1):
+                    await self.ws_server.shutdown()
         for runner in self._runners:
             with contextlib.suppress(Exception):
                 await runner.cleanup()
@@ -190,6 +228,8 @@ class Hub:
                 log.exception("error during shutdown")
         self._closers.clear()
 
+
+# ---------------------------------------------------------------------------- `xiaozhi-hub serve`
 
 async def serve(settings: Settings) -> int:
     hub = Hub(settings)
@@ -218,8 +258,6 @@ async def serve(settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from .providers.base import ProviderError
-
     try:
         return asyncio.run(serve(settings))
     except ProviderError as err:
@@ -228,8 +266,6 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from .__main__ import add_common_flags
-
     p = subparsers.add_parser("serve", help="run the hub (the default)",
                               description="Serve devices over WebSocket and the HTTP API.")
     add_common_flags(p, suppress=True)

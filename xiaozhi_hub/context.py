@@ -18,13 +18,13 @@ from .store.db import Database
 from .tools.home_assistant import HomeControl, NoHomeControl
 
 if TYPE_CHECKING:
-    from .net.devices import DeviceStore
-    from .net.firmware import FirmwareStore
     from .net.mdns import HubAdvertiser
     from .net.ota import OTAEndpoint
     from .pipeline.agent import Agent
     from .pipeline.speaker import PhraseCache
     from .providers.base import Providers
+    from .store.device_store import DeviceStore
+    from .store.firmware import FirmwareStore
     from .transport.registry import SessionRegistry
 
 
@@ -40,9 +40,9 @@ def lan_ip() -> str:
 
 @dataclass
 class HubContext:
-    """Everything a component may use. Services the hub always has are plain fields; the ones built
-    after the context (they need it) are set by :class:`xiaozhi_hub.app.Hub` before anything is
-    served; services that may be switched off are ``Optional``."""
+    """Everything a component may use. Services the hub always has are plain fields, built by
+    :class:`xiaozhi_hub.app.Hub` before the context; the agent needs the context, so the hub sets it
+    right after, before anything is served; services that may be switched off are ``Optional``."""
 
     settings: Settings
     db: Database
@@ -51,6 +51,9 @@ class HubContext:
     registry: "SessionRegistry"
     providers: "Providers"
     hub_id: str
+    devices: "DeviceStore"
+    firmware: "FirmwareStore"
+    phrases: "PhraseCache"
     host_ip: str = field(default_factory=lan_ip)
     started_at: float = field(default_factory=time.time)
     # Bound ports (differ from settings when a port of 0 was asked for).
@@ -61,10 +64,7 @@ class HubContext:
     # What the agent controls in the home; a bridge (Home Assistant) replaces the no-op default.
     home_control: HomeControl = field(default_factory=NoHomeControl)
     # Always present once the hub has started (built from the context, so set right after it).
-    phrases: "PhraseCache" = field(init=False)
     agent: "Agent" = field(init=False)
-    devices: "DeviceStore" = field(init=False)
-    firmware: "FirmwareStore" = field(init=False)
     # Switched off by settings (ota.enabled, mdns.enabled).
     ota: "OTAEndpoint | None" = None
     mdns: "HubAdvertiser | None" = None

@@ -1,11 +1,8 @@
-"""Fixtures for the OTA / firmware / device / mDNS tests: a real hub HTTP app on 127.0.0.1 with a real
-SQLite database in tmp_path, built the way app.py composes components, plus a firmware image maker."""
+"""Fixtures for the OTA / firmware / device / mDNS tests: the hub's HTTP side alone (built by the same
+functions app.py uses) on 127.0.0.1 with a real SQLite database in tmp_path, plus a firmware image maker."""
 
 from __future__ import annotations
 
-import importlib
-import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -14,34 +11,21 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from xiaozhi_hub.app import open_stores, serve_http
 from xiaozhi_hub.auth import Authenticator
 from xiaozhi_hub.context import HubContext
 from xiaozhi_hub.settings import Settings, from_mapping
 from xiaozhi_hub.store.db import Database
+from xiaozhi_hub.transport.registry import SessionRegistry
 
-COMPONENTS = ("xiaozhi_hub.net.devices", "xiaozhi_hub.net.ota", "xiaozhi_hub.net.firmware", "xiaozhi_hub.net.mdns")
+from ..store.images import image_writer
+
 WS_PORT = 18000
 SECRET = "test-secret-0123456789"
 ADMIN_TOKEN = "admin-token-0123456789"
 DEVICE_ID = "a1:b2:c3:d4:e5:f6"
 CLIENT_ID = "6b0a6c0e-6b0a-4c0e-8b0a-6c0e6b0a6c0e"
 BOARD = "bread-compact-wifi"
-
-
-def make_image(version: str, payload: int = 6000, chip_id: int = 9, seed: int = 1) -> bytes:
-    """A minimal ESP-IDF app image: header (magic 0xE9), one segment header, esp_app_desc_t, filler."""
-    header = bytearray(24)
-    header[0] = 0xE9
-    header[1] = 1
-    struct.pack_into("<H", header, 12, chip_id)
-    segment = bytes(8)
-    desc = bytearray(256)
-    struct.pack_into("<I", desc, 0, 0xABCD5432)
-    desc[16:16 + len(version)] = version.encode()
-    desc[48:55] = b"xiaozhi"
-    desc[112:118] = b"v5.4.1"
-    filler = bytes((i * 31 + seed * 7) % 251 for i in range(payload))
-    return bytes(header) + segment + bytes(desc) + filler
 
 
 def system_info(version: str = "1.7.6", board: str = BOARD, mac: str = DEVICE_ID) -> dict[str, Any]:
@@ -70,13 +54,6 @@ def device_headers(mac: str = DEVICE_ID, client: str = CLIENT_ID, version: str =
     return {"Activation-Version": "1", "Device-Id": mac, "Client-Id": client,
             "User-Agent": f"bread-compact-wifi/{version}", "Accept-Language": "en-US",
             "Content-Type": "application/json"}
-
-
-class StubRegistry:
-    """The live-session registry, with no sessions."""
-
-    def by_device(self, device_id: str) -> None:
-        return None
 
 
 @dataclass
@@ -130,44 +107,45 @@ def make_settings(data_dir: Path, **sections: dict[str, Any]) -> Settings:
 
 @pytest.fixture
 async def make_hub(tmp_path: Path):
-    """Factory: start a hub's HTTP side with the given settings sections; everything is torn down after."""
-    hubs: list[tuple[Hub, web.AppRunner, Database]] = []
+    """Factory: start a hub's HTTP side with the given settings sections; everything is torn down after.
+
+    No engines (compute pool, providers, phrases, agent) and no WebSocket listener: the device-facing
+    WebSocket URL in OTA replies names ``WS_PORT``."""
+    hubs: list[tuple[Hub, list[web.AppRunner], Database]] = []
 
     async def factory(data_dir: Path | None = None, **sections: dict[str, Any]) -> Hub:
         data_dir = data_dir or tmp_path / f"data{len(hubs)}"
         settings = make_settings(data_dir, **sections)
         db = await Database(data_dir / "hub.db").open()
-        ctx = HubContext(settings=settings, db=db, auth=Authenticator(settings.auth, SECRET),
-                         compute=None, registry=StubRegistry(), providers=None,  # type: ignore[arg-type]
+        runners: list[web.AppRunner] = []
+        closers: list[Callable[[], Awaitable[None]]] = []
+        registry = SessionRegistry()
+        stores = await open_stores(settings, db, registry, closers)
+        ctx = HubContext(settings=settings, db=db, compute=None, providers=None, phrases=None,  # type: ignore[arg-type]
+                         auth=Authenticator(settings.auth, SECRET, revoked_before=stores.devices.revoked_before),
+                         registry=registry, devices=stores.devices, firmware=stores.firmware,
                          hub_id="0f3c2d1e-hub-test", host_ip="127.0.0.1")
         ctx.ws_port = WS_PORT
-        app = web.Application()
-        closers = []
-        modules = [importlib.import_module(name) for name in COMPONENTS]
-        # The composition order of app.py: routes, listeners (bound ports known), then start().
-        for module in modules:
-            if hasattr(module, "setup_http"):
-                module.setup_http(app, ctx)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        ctx.http_port = port
-        for module in modules:
-            if hasattr(module, "start"):
-                closer = await module.start(ctx)
-                if closer is not None:
-                    closers.append(closer)
+
+        async def listen(app: web.Application) -> int:
+            runner = web.AppRunner(app)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            return int(runner.addresses[0][1])
+
+        await serve_http(ctx, listen, closers)
         session = aiohttp.ClientSession()
-        hub = Hub(ctx=ctx, base=f"http://127.0.0.1:{port}", session=session, data_dir=data_dir, closers=closers)
-        hubs.append((hub, runner, db))
+        hub = Hub(ctx=ctx, base=f"http://127.0.0.1:{ctx.http_port}", session=session, data_dir=data_dir,
+                  closers=closers)
+        hubs.append((hub, runners, db))
         return hub
 
     yield factory
-    for hub, runner, db in hubs:
+    for hub, runners, db in hubs:
         await hub.session.close()
-        await runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()
         for closer in reversed(hub.closers):
             await closer()
         await db.close()
@@ -180,8 +158,4 @@ async def hub(make_hub) -> Hub:
 
 @pytest.fixture
 def image_file(tmp_path: Path) -> Callable[..., Path]:
-    def write(version: str, name: str | None = None, **kw: Any) -> Path:
-        path = tmp_path / (name or f"fw-{version}-{os.urandom(3).hex()}.bin")
-        path.write_bytes(make_image(version, **kw))
-        return path
-    return write
+    return image_writer(tmp_path)

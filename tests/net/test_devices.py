@@ -1,4 +1,5 @@
-"""Device records, the /api/devices JSON API, the device CLI, and the hooks the WebSocket server uses."""
+"""The /api/devices JSON API, the device CLI, and the hooks the WebSocket server uses (the records
+and the store without HTTP are tested in tests/store/test_devices.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import asyncio
 import json
 import math
 
-from xiaozhi_hub.net import devices as dev
-from xiaozhi_hub.net.devices import DeviceStore
+from xiaozhi_hub.store.device_store import DeviceStore
 
 from .conftest import BOARD, CLIENT_ID, DEVICE_ID, Hub
 
@@ -73,7 +73,7 @@ async def test_api_is_open_when_auth_is_off(make_hub) -> None:
 
 # ---------------------------------------------------------------------------- hooks for the WebSocket server
 
-async def test_start_wires_revocation_into_the_authenticator(hub: Hub) -> None:
+async def test_the_store_is_wired_into_the_authenticator(hub: Hub) -> None:
     store = hub.ctx.devices
     assert isinstance(store, DeviceStore)
     assert hub.ctx.auth.revoked_before == store.revoked_before
@@ -98,14 +98,15 @@ async def test_block_and_revoke_end_a_live_session(hub: Hub) -> None:
     closed: list[tuple[int, str]] = []
 
     class Session:
+        """What the registry and the shut-out hook use of a live session."""
+
+        id = "session-1"
+        device_id = DEVICE_ID
+
         async def close(self, code: int, reason: str) -> None:
             closed.append((code, reason))
 
-    class Registry:
-        def by_device(self, device_id: str):
-            return Session() if device_id == DEVICE_ID else None
-
-    hub.ctx.registry = Registry()  # type: ignore[assignment]
+    hub.ctx.registry.add(Session())  # type: ignore[arg-type]
     await hub.ota_json()
     status, body = await hub.api("GET", "/api/devices")
     assert body["devices"][0]["online"] is True
@@ -159,25 +160,3 @@ def test_cli_refuses_a_missing_database(tmp_path, capsys) -> None:
     assert main(["devices", "list", "--data-dir", str(tmp_path / "nowhere")]) == 1
     assert "no hub database" in capsys.readouterr().err
     assert not (tmp_path / "nowhere").exists()
-
-
-# ---------------------------------------------------------------------------- pure operations
-
-def test_device_ids_are_normalised_and_checked() -> None:
-    assert dev.normalize_device_id(" A1:B2:C3:D4:E5:F6 ") == "a1:b2:c3:d4:e5:f6"
-    for bad in ("", "a|b", "x" * 65, "a b", "a/b"):
-        try:
-            dev.normalize_device_id(bad)
-        except dev.InvalidValue:
-            continue
-        raise AssertionError(f"accepted {bad!r}")
-
-
-def test_token_time_never_precedes_the_cutoff() -> None:
-    assert dev.token_time(None, 100.5) == 100.5
-    device = dev.Device(device_id=DEVICE_ID, client_id="", name=None, board=None, board_name=None, chip=None,
-                        firmware_version=None, language=None, serial_number=None, ip=None, info={},
-                        blocked=False, activated=True, activated_at=None, activation_code=None,
-                        activation_challenge=None, code_issued_at=None, tokens_not_before=101.0,
-                        hmac_key=None, first_seen=0, last_seen=0, last_ota=None)
-    assert dev.token_time(device, 100.5) == 101.0     # revoked at 100.5 -> cutoff 101, new token at 101

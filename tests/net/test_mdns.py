@@ -69,7 +69,7 @@ def _txt(info: AsyncServiceInfo) -> dict[str, str]:
 async def test_browser_resolves_the_hub_with_its_txt_records(make_hub, browser: Browser) -> None:
     instance = f"hub-test-{uuid.uuid4().hex[:8]}"
     hub: Hub = await make_hub(mdns={"enabled": True, "name": instance, "interfaces": LOOPBACK})
-    assert isinstance(hub.ctx.mdns, HubAdvertiser)             # started by mdns.start(ctx)
+    assert isinstance(hub.ctx.mdns, HubAdvertiser)             # started by app.serve_http
     xiaozhi = browser.browse(XIAOZHI_TYPE)
     http = browser.browse(HTTP_TYPE)
 
@@ -122,8 +122,9 @@ async def test_address_and_port_changes_are_re_announced(make_hub, browser: Brow
 
 
 async def test_disabled_means_nothing_is_started(hub: Hub) -> None:
-    assert await mdns.start(hub.ctx) is None
+    assert not hub.settings.mdns.enabled                      # as make_settings has it
     assert hub.ctx.mdns is None
+    assert hub.closers == [hub.ctx.devices.close]             # serve_http registered no advertiser
 
 
 def test_instance_names_are_valid_labels() -> None:

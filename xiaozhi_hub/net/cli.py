@@ -2,7 +2,7 @@
 
 The commands work on ``<data_dir>/hub.db`` directly, so they need no running hub and are safe while
 one runs (SQLite WAL; the hub notices changes within a couple of seconds, see
-:mod:`xiaozhi_hub.net.devices`).
+:mod:`xiaozhi_hub.store.device_store`).
 
 Exit codes: 0 done, 1 the operation was refused (unknown device or code, duplicate image, ...),
 2 an argument is malformed (bad version string, board name, key).
@@ -18,13 +18,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..settings import Settings
+from ..settings import Settings, add_common_flags
+from ..store import devices as dev
+from ..store.activation import approve_code
 from ..store.db import Database
-from . import devices as dev
-from .firmware import FirmwareStore
+from ..store.firmware import FirmwareStore
 from ..versions import InvalidVersion, is_newer
 
 DB_NAME = "hub.db"
+Action = Callable[[Database, argparse.Namespace, Settings], int]
 
 
 def db_path(settings: Settings) -> Path:
@@ -52,8 +54,7 @@ def _table(headers: list[str], rows: Iterable[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in [fmt.format(*headers), *(fmt.format(*r) for r in rows)])
 
 
-def _run(action: Callable[[Database, argparse.Namespace, Settings], int],
-         create: bool = False) -> Callable[[argparse.Namespace, Settings], int]:
+def _run(action: Action, create: bool = False) -> Callable[[argparse.Namespace, Settings], int]:
     """Open the database, run the action, map refusals to exit codes with a one-line message.
 
     Only commands that store something (``firmware add``) create a missing database; the others
@@ -103,7 +104,7 @@ def _devices_list(db: Database, args: argparse.Namespace, settings: Settings) ->
 
 
 def _devices_approve(db: Database, args: argparse.Namespace, settings: Settings) -> int:
-    device = db.transaction_sync(lambda c: dev.approve_code(c, args.code, time.time()))
+    device = db.transaction_sync(lambda c: approve_code(c, args.code, time.time()))
     print(f"approved {device.label}; it finishes activation at its next poll (within seconds)")
     if not settings.ota.activation:
         print("note: ota.activation is off, so devices are admitted without approval anyway")
@@ -207,63 +208,69 @@ def _firmware_unpin(db: Database, args: argparse.Namespace, settings: Settings) 
 
 def register(subparsers: Any) -> None:
     """Add ``devices`` and ``firmware`` with their subcommands."""
-    from ..__main__ import add_common_flags
+    _register_devices(subparsers)
+    _register_firmware(subparsers)
 
-    def leaf(group: Any, name: str, help_: str, action: Callable[..., int], create: bool = False) -> argparse.ArgumentParser:
-        p = group.add_parser(name, help=help_, description=help_)
-        add_common_flags(p, suppress=True)
-        p.set_defaults(func=_run(action, create))
-        return p
 
-    def need_subcommand(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace, Settings], int]:
-        def show(args: argparse.Namespace, settings: Settings) -> int:
-            parser.print_help(sys.stderr)
-            return 2
-        return show
+def _leaf(group: Any, name: str, help_: str, action: Action, create: bool = False) -> argparse.ArgumentParser:
+    p = group.add_parser(name, help=help_, description=help_)
+    add_common_flags(p, suppress=True)
+    p.set_defaults(func=_run(action, create))
+    return p
 
-    devices = subparsers.add_parser("devices", help="list, approve, rename, block devices; revoke their tokens",
-                                    description="Manage the devices known to the hub (works with or without a running hub).")
-    add_common_flags(devices, suppress=True)
-    devices.set_defaults(func=need_subcommand(devices))
-    dsub = devices.add_subparsers(dest="devices_command", metavar="ACTION")
-    p = leaf(dsub, "list", "list known devices", _devices_list)
+
+def _group(subparsers: Any, name: str, help_: str, description: str) -> Any:
+    """A command whose actions are subcommands; without one it prints its help and exits 2."""
+    parser = subparsers.add_parser(name, help=help_, description=description)
+    add_common_flags(parser, suppress=True)
+
+    def show(args: argparse.Namespace, settings: Settings) -> int:
+        parser.print_help(sys.stderr)
+        return 2
+    parser.set_defaults(func=show)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="ACTION")
+
+
+def _register_devices(subparsers: Any) -> None:
+    dsub = _group(subparsers, "devices", "list, approve, rename, block devices; revoke their tokens",
+                  "Manage the devices known to the hub (works with or without a running hub).")
+    p = _leaf(dsub, "list", "list known devices", _devices_list)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p = leaf(dsub, "approve", "approve the device showing this 6-digit activation code", _devices_approve)
+    p = _leaf(dsub, "approve", "approve the device showing this 6-digit activation code", _devices_approve)
     p.add_argument("code", metavar="CODE")
-    p = leaf(dsub, "rename", "give a device a name (usable instead of its id in other commands)", _devices_rename)
+    p = _leaf(dsub, "rename", "give a device a name (usable instead of its id in other commands)", _devices_rename)
     p.add_argument("device", metavar="ID")
     p.add_argument("name", metavar="NAME")
-    p = leaf(dsub, "block", "refuse a device's OTA checks and connections", _devices_block)
+    p = _leaf(dsub, "block", "refuse a device's OTA checks and connections", _devices_block)
     p.add_argument("device", metavar="ID")
-    p = leaf(dsub, "unblock", "admit a blocked device again", _devices_unblock)
+    p = _leaf(dsub, "unblock", "admit a blocked device again", _devices_unblock)
     p.add_argument("device", metavar="ID")
-    p = leaf(dsub, "revoke", "invalidate every token issued to a device so far", _devices_revoke)
+    p = _leaf(dsub, "revoke", "invalidate every token issued to a device so far", _devices_revoke)
     p.add_argument("device", metavar="ID")
-    p = leaf(dsub, "key", "register (or --clear) a device's eFuse HMAC key, so its activation HMAC is checked "
-                          "and a valid one approves it without a code", _devices_key)
+    p = _leaf(dsub, "key", "register (or --clear) a device's eFuse HMAC key, so its activation HMAC is checked "
+                           "and a valid one approves it without a code", _devices_key)
     p.add_argument("device", metavar="ID")
     p.add_argument("key", metavar="HEX", nargs="?")
     p.add_argument("--clear", action="store_true", help="forget the key")
 
-    firmware = subparsers.add_parser("firmware", help="add, list, remove firmware images; pin devices to a version",
-                                     description="Manage the local firmware store offered to devices over OTA.")
-    add_common_flags(firmware, suppress=True)
-    firmware.set_defaults(func=need_subcommand(firmware))
-    fsub = firmware.add_subparsers(dest="firmware_command", metavar="ACTION")
-    p = leaf(fsub, "add", "store an ESP32 app image for a board", _firmware_add, create=True)
+
+def _register_firmware(subparsers: Any) -> None:
+    fsub = _group(subparsers, "firmware", "add, list, remove firmware images; pin devices to a version",
+                  "Manage the local firmware store offered to devices over OTA.")
+    p = _leaf(fsub, "add", "store an ESP32 app image for a board", _firmware_add, create=True)
     p.add_argument("file", metavar="FILE", help="the app binary (e.g. build/xiaozhi.bin)")
     p.add_argument("--board", required=True, help="the board type devices report (board.type, e.g. bread-compact-wifi)")
     p.add_argument("--version", dest="version", metavar="X.Y.Z",
                    help="dotted-number version; must equal the one inside the image (taken from it if omitted)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the ESP32 image checks (the version must then be given)")
-    p = leaf(fsub, "list", "list stored images and pins", _firmware_list)
+    p = _leaf(fsub, "list", "list stored images and pins", _firmware_list)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p = leaf(fsub, "remove", "delete a stored image", _firmware_remove)
+    p = _leaf(fsub, "remove", "delete a stored image", _firmware_remove)
     p.add_argument("board", metavar="BOARD")
     p.add_argument("version", metavar="VERSION")
-    p = leaf(fsub, "pin", "offer a device only this version (of its board) from now on", _firmware_pin)
+    p = _leaf(fsub, "pin", "offer a device only this version (of its board) from now on", _firmware_pin)
     p.add_argument("device", metavar="DEVICE")
     p.add_argument("version", metavar="VERSION")
-    p = leaf(fsub, "unpin", "let a pinned device follow its board's newest image again", _firmware_unpin)
+    p = _leaf(fsub, "unpin", "let a pinned device follow its board's newest image again", _firmware_unpin)
     p.add_argument("device", metavar="DEVICE")

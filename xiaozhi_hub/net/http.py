@@ -1,6 +1,7 @@
 """The HTTP app on the HTTP port (default 8003): status page, health, metrics, session API.
 
-Components (OTA, firmware, devices, ...) add their own routes through ``setup_http(app, ctx)``.
+:func:`create_http_app` also adds the routes of the other HTTP modules: the device API
+(:mod:`.devices`), OTA and activation (:mod:`.ota`, when enabled) and firmware (:mod:`.firmware`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .. import __version__
+from . import devices, firmware, ota
 
 if TYPE_CHECKING:
     from ..context import HubContext
@@ -32,6 +34,13 @@ def session_info(ctx: "HubContext") -> list[dict[str, Any]]:
     return out
 
 
+def provider_names(ctx: "HubContext") -> dict[str, str]:
+    p = ctx.providers
+    # The VAD Protocol declares no name (the others do); the WebRTC VAD has one all the same.
+    vad = getattr(p.vad, "name", type(p.vad).__name__)
+    return {"vad": vad, "asr": p.asr.name, "llm": p.llm.name, "tts": p.tts.name}
+
+
 async def health(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
     return web.json_response({"status": "ok", "version": __version__, "hub_id": ctx.hub_id,
@@ -45,8 +54,7 @@ async def api_status(request: web.Request) -> web.Response:
     return web.json_response({
         "version": __version__, "hub_id": ctx.hub_id, "ws_url": ctx.ws_url(request.host.split(":")[0]),
         "sessions": session_info(ctx),
-        "providers": {k: getattr(getattr(ctx.providers, k), "name", type(getattr(ctx.providers, k)).__name__)
-                      for k in ("vad", "asr", "llm", "tts")},
+        "providers": provider_names(ctx),
         "latency": {name: m.summary(name) for name in ("asr_final", "first_token", "first_sentence", "first_synth", "first_audio")},
         "counters": dict(m.counters),
     })
@@ -79,10 +87,15 @@ WebSocket URL: <code>{html.escape(ctx.ws_url(host))}</code></p>
 
 
 def create_http_app(ctx: "HubContext") -> web.Application:
+    """Every HTTP route of the hub; OTA and activation only while ``ctx.ota`` is set (``ota.enabled``)."""
     app = web.Application(client_max_size=1024 ** 2)
     app[CTX_KEY] = ctx
     app.router.add_get("/", status_page)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/status", api_status)
+    devices.add_routes(app, ctx)
+    if ctx.ota is not None:
+        ota.add_routes(app, ctx.ota)
+    firmware.add_routes(app, ctx)
     return app

@@ -204,13 +204,3 @@ class HubAdvertiser:
             _LOGGER.debug("mDNS goodbye failed", exc_info=True)
         with contextlib.suppress(Exception):
             await zc.async_close()
-
-
-async def start(ctx: "HubContext") -> Callable[[], Awaitable[None]] | None:
-    """Advertise the hub unless ``mdns.enabled`` is false; returns the closer."""
-    if not ctx.settings.mdns.enabled:
-        return None
-    advertiser = HubAdvertiser(ctx, interfaces=ctx.settings.mdns.interfaces or None)
-    await advertiser.start()
-    ctx.mdns = advertiser
-    return advertiser.close

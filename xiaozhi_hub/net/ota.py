@@ -40,9 +40,11 @@ from aiohttp import web
 
 from .. import __version__
 from ..auth import mint_token
-from . import firmware as firmware_mod
-from .devices import Device, DeviceReport, InvalidValue, check_activation_hmac, normalize_device_id, token_time, valid_client_id
-from .ratelimit import BadRequest, RateLimiter, json_error, limited, read_json_object
+from ..store.activation import check_activation_hmac
+from ..store.devices import Device, DeviceReport, InvalidValue, normalize_device_id, token_time, valid_client_id
+from ..store.firmware import DOWNLOAD_PREFIX
+from .httputil import BadRequest, json_error, read_json_object
+from .ratelimit import RateLimiter, limited
 
 if TYPE_CHECKING:
     from ..context import HubContext
@@ -259,7 +261,7 @@ class OTAEndpoint:
         offer = await self.ctx.firmware.offer_for(device)
         if offer is not None:
             reply["firmware"] = {"version": offer.version,
-                                 "url": f"{self.ctx.http_url(host)}{firmware_mod.DOWNLOAD_PREFIX}{offer.download_name}"}
+                                 "url": f"{self.ctx.http_url(host)}{DOWNLOAD_PREFIX}{offer.download_name}"}
             _LOGGER.info("offering firmware %s to %s (running %s)", offer.version, device.label, req.version)
 
         token = mint_token(self.ctx.auth.secret, req.client_id, device.device_id, now=token_time(device, now))
@@ -324,13 +326,8 @@ class OTAEndpoint:
         return _json({"status": "pending", "message": "waiting for the code to be approved on the hub"}, status=202)
 
 
-def setup_http(app: web.Application, ctx: "HubContext") -> None:
+def add_routes(app: web.Application, endpoint: OTAEndpoint) -> None:
     """Add the OTA routes (both with and without the trailing slash devices may be configured with)."""
-    if not ctx.settings.ota.enabled:
-        _LOGGER.info("OTA endpoint disabled (ota.enabled: false)")
-        return
-    endpoint = OTAEndpoint(ctx)
-    ctx.ota = endpoint
     for path in (OTA_PATH, OTA_PATH.rstrip("/")):
         app.router.add_post(path, endpoint.check)
         app.router.add_get(path, endpoint.status)

@@ -12,10 +12,8 @@ again (or the timer is older than ``agent.timer_max_late_hours``). A device that
 a conversation turn is not interrupted; the announcement follows the turn.
 
 One asyncio task runs the schedule: it sleeps until the next due time (or the next poll while a
-due timer is waiting for its device) and is woken early when a timer is added or cancelled.
-
-``start(ctx)`` makes this module an app component: it starts the agent's background services
-(this scheduler, memory retention), see :func:`xiaozhi_hub.pipeline.agent.start`.
+due timer is waiting for its device) and is woken early when a timer is added or cancelled. The
+agent owns the service and starts it (the hub starts the agent, see :mod:`xiaozhi_hub.app`).
 """
 
 from __future__ import annotations
@@ -26,14 +24,12 @@ import logging
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Protocol, Sequence
+from typing import AsyncIterator, Awaitable, Callable, Protocol, Sequence
 
+from ..session.state import SessionState
 from ..settings import Settings
 from ..store.db import Database, migration
 from .spoken import format_clock, format_duration
-
-if TYPE_CHECKING:
-    from ..context import HubContext
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +48,8 @@ CREATE INDEX IF NOT EXISTS timers_due_at ON timers (due_at);
 CREATE INDEX IF NOT EXISTS timers_device ON timers (device_id, due_at);
 """)
 
-# Session states in which an announcement may start (values of SessionState; no import of session/).
-_READY_STATES = frozenset({"idle", "listening"})
+# Session states in which an announcement may start.
+_READY_STATES = frozenset({SessionState.IDLE, SessionState.LISTENING})
 
 
 @dataclass(frozen=True)
@@ -154,11 +150,24 @@ class TimerStore:
         return await self.db.execute(f"DELETE FROM timers WHERE id IN ({marks})", tuple(timer_ids))
 
 
+class HeardSpeech(Protocol):
+    """The utterance in progress, as far as an announcement cares."""
+
+    @property
+    def heard_speech(self) -> bool: ...
+
+
 class Announcer(Protocol):
     """What the scheduler needs from a connected session (``Session`` has all of it)."""
 
-    state: Any
-    busy: bool
+    @property
+    def state(self) -> SessionState: ...
+
+    @property
+    def busy(self) -> bool: ...
+
+    @property
+    def utterance(self) -> HeardSpeech | None: ...
 
     def start_reply(self, deltas: AsyncIterator[str], user_text: str | None = None) -> "asyncio.Task[None]": ...
 
@@ -290,7 +299,7 @@ class TimerService:
         try:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.shield(reply)
-            if _state_name(session) == "closed":
+            if session.state is SessionState.CLOSED:
                 log.info("timer %s: device left during the announcement; will retry", timer.id)
                 return
             await self.store.delete([timer.id])
@@ -305,21 +314,9 @@ class TimerService:
             self._wake.set()
 
 
-def _state_name(session: Announcer) -> str:
-    state = getattr(session, "state", None)
-    return str(getattr(state, "value", state))
-
-
 def _ready(session: Announcer) -> bool:
     """A session can take an announcement: hello done, not closed, not in a turn, user not speaking."""
-    if _state_name(session) not in _READY_STATES or session.busy:
+    if session.state not in _READY_STATES or session.busy:
         return False
-    utt = getattr(session, "utterance", None)
-    return not (utt is not None and getattr(utt, "heard_speech", False))
-
-
-async def start(ctx: "HubContext") -> Callable[[], Awaitable[None]] | None:
-    """App component: start the agent's background services (timer scheduler, memory retention)."""
-    from ..pipeline import agent
-
-    return await agent.start(ctx)
+    utt = session.utterance
+    return not (utt is not None and utt.heard_speech)

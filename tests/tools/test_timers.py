@@ -5,32 +5,34 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import enum
+from dataclasses import dataclass
 
 import pytest
 
 from xiaozhi_hub.pipeline.agent import Agent
+from xiaozhi_hub.session.state import SessionState as State
+from xiaozhi_hub.store.db import Database
 from xiaozhi_hub.tools.builtin import next_occurrence
 from xiaozhi_hub.tools.timers import Timer, TimerService
-from xiaozhi_hub.store.db import Database
 
 from .conftest import FakeLink, ManualClock, ScriptedLLM, collect, settings
 
 DEV = "aa:bb:cc:dd:ee:01"
 
 
-class State(enum.Enum):
-    IDLE = "idle"
-    SPEAKING = "speaking"
-    CLOSED = "closed"
+@dataclass
+class Speech:
+    heard_speech: bool
 
 
 class FakeSession:
-    """What the scheduler sees of a session: state, busy, start_reply (records what is spoken)."""
+    """What the scheduler sees of a session (tools.timers.Announcer): state, busy, the utterance in
+    progress, start_reply (records what is spoken)."""
 
     def __init__(self, hold: float = 0.0) -> None:
         self.state = State.IDLE
         self.busy = False
+        self.utterance: Speech | None = None
         self.spoken: list[str] = []
         self.hold = hold
 
@@ -92,8 +94,11 @@ async def test_due_timer_waits_for_its_device_then_is_announced_once(db):
     session.busy = True
     sessions[DEV] = session
     assert await svc.deliver_due() == 1                 # in a turn: not interrupted
-    session.state, session.busy = State.IDLE, False
-    assert await svc.deliver_due() == 0
+    session.state, session.busy = State.LISTENING, False
+    session.utterance = Speech(heard_speech=True)
+    assert await svc.deliver_due() == 1                 # the user is speaking: not interrupted either
+    session.utterance = Speech(heard_speech=False)
+    assert await svc.deliver_due() == 0                 # listening, nothing said yet: announced
     await settle(svc)
     assert session.spoken == ["Your 2 minute timer is done."]
     assert await svc.active(DEV) == []

@@ -1,0 +1,8 @@
+"""Helpers for the tool tests. The device link, scripted LLM, clock and database the agent tests use
+serve the tools too (a tool runs inside the agent's turn), so they are shared, not copied."""
+
+from __future__ import annotations
+
+from ..agent.conftest import FakeLink, ManualClock, ScriptedLLM, collect, db, settings
+
+__all__ = ["FakeLink", "ManualClock", "ScriptedLLM", "collect", "db", "settings"]
