@@ -22,11 +22,12 @@ LLAMA_VERSION ?= 0.3.36
 
 APT_PACKAGES := libopus0 mosquitto
 
-.PHONY: help deps system-deps venv llama models test-models run test test-fast bench clean distclean
+.PHONY: help deps system-deps venv llama models test-models run lint test test-fast bench clean distclean
 
 help:
 	@echo "make run    install everything (first time) and start the hub with $(CONFIG)"
-	@echo "make test   install everything (first time) and run the test suite"
+	@echo "make test   install everything (first time), run the lint and type checks, then the test suite"
+	@echo "make lint   only the checks: ruff and mypy over xiaozhi_hub/ (config in pyproject.toml)"
 	@echo "make bench  run the benchmarks and print tables"
 	@echo "make clean  remove the virtualenv and stamps (models and the wheel cache stay)"
 
@@ -81,7 +82,16 @@ run: models
 	@[ -f $(CONFIG) ] || $(BIN)/xiaozhi-hub init-config --output $(CONFIG)
 	$(BIN)/xiaozhi-hub --config $(CONFIG)
 
-test: test-models
+# Lint and type checks (pinned in the test extra; configured in pyproject.toml) run before the tests,
+# so CI enforces them. mypy checks the packages pyproject names (xiaozhi_hub).
+RUFF ?= $(BIN)/ruff
+MYPY ?= $(BIN)/mypy
+
+lint: venv
+	$(RUFF) check xiaozhi_hub
+	$(MYPY)
+
+test: lint test-models
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Fake providers only (no model install); quick inner loop while developing.
