@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 if TYPE_CHECKING:
     from ..context import HubContext
 
-EXTRAS_KEY = "home_control"
-
 
 @dataclass(frozen=True)
 class HomeEntity:
