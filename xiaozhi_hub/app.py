@@ -2,12 +2,13 @@
 
 Start order: data folder and database → secrets and hub id → compute pool → providers (models load
 once) → device store (revocation cache loaded, kept fresh) and firmware store (crash leftovers
-swept) → metrics, fixed phrases, the hub context → agent → WebSocket listener → OTA endpoint, HTTP
+swept) → metrics, fixed phrases, the hub context, the loop-lag watcher → agent → WebSocket listener → OTA endpoint, HTTP
 routes and listener → mDNS (it advertises the bound ports) → the agent's background services
 (timers, memory retention) → "ready"; the fixed phrases are then synthesized in the background.
-Shutdown (SIGINT/SIGTERM) runs in reverse: stop listening, close sessions with 1001, give turns
-``shutdown_grace`` seconds, stop the agent and mDNS, stop the device store, close providers and the
-compute pool, checkpoint the database.
+Shutdown (SIGINT/SIGTERM, :meth:`Hub.stop`): close every session with 1001 (within
+``shutdown_grace`` + 1 s), stop the listeners, then close the rest in reverse start order: phrase
+warm-up, the agent, mDNS, the loop-lag watcher, the device store, providers, the compute pool, and
+last the database, which checkpoints its WAL.
 
 :func:`open_stores` and :func:`serve_http` are the two halves of the HTTP side; the hub uses them,
 and so do the HTTP tests, which build the HTTP side alone.
@@ -173,6 +174,7 @@ class Hub:
         db = await Database(data_dir / "hub.db").open()
         self._closers.append(db.close)
         secret = settings.auth.secret or load_or_create_secret(data_dir)
+        hub_id = load_or_create_hub_id(data_dir)
         compute = configure_compute(settings)
         self._closers.append(_call(compute.shutdown))
         if providers is None:
@@ -185,7 +187,7 @@ class Hub:
                               compute)
         auth = Authenticator(settings.auth, secret, revoked_before=stores.devices.revoked_before)
         ctx = HubContext(settings=settings, db=db, auth=auth, compute=compute, registry=registry,
-                         providers=providers, hub_id=load_or_create_hub_id(data_dir), devices=stores.devices,
+                         providers=providers, hub_id=hub_id, devices=stores.devices,
                          firmware=stores.firmware, phrases=phrases, metrics=metrics)
         lag = asyncio.create_task(watch_loop_lag(metrics), name="loop-lag")
         self._closers.append(_call(lag.cancel))
