@@ -160,11 +160,12 @@ async def finish_time(whisper: Any, audio: bytes, early_ms: int) -> tuple[float,
 async def test_whisper_early_decode_during_trailing_silence_is_used_by_finish(whisper: Any, command_16k: bytes):
     # The segmenter calls finish() after 600 ms of silence; an early decode starts after 300 ms.
     audio = silence(200) + command_16k + silence(600)
-    full, _, _ = await finish_time(whisper, audio, early_ms=0)
-    early, result, hits = await finish_time(whisper, audio, early_ms=300)
-    assert hits == 1
-    assert normalise(result.text) == "turn on the kitchen light"
-    assert early < full       # ~0.45 s instead of ~0.8-1.0 s on 2 cores
+    _, full, full_hits = await finish_time(whisper, audio, early_ms=0)
+    _, result, hits = await finish_time(whisper, audio, early_ms=300)
+    assert full_hits == 0 and hits == 1                  # finish() used the decode made during the silence
+    assert normalise(result.text) == normalise(full.text) == "turn on the kitchen light"
+    # How much sooner finish() returns (~0.45 s instead of ~0.8-1.0 s on 2 cores) is a speed figure:
+    # the pipeline bench reports it; asserted here it failed whenever the shared machine was busy.
 
 
 async def test_whisper_discards_the_early_result_when_speech_resumes(whisper: Any, piper: Any, command_16k: bytes):
