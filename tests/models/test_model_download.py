@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,16 @@ async def test_existing_verified_file_is_not_downloaded_again(file_server: FileS
     dest.write_bytes(DATA)
     assert await download(file_server.url("m.bin"), dest, sha256=sha(DATA), size=len(DATA)) == sha(DATA)
     assert file_server.requests == []
+
+
+async def test_a_server_that_never_answers_fails_after_the_connect_timeout_without_retries(blackhole: str,
+                                                                                          tmp_path: Path):
+    """Where the internet is blocked by dropped packets, the installer's fallback must come quickly:
+    one connect attempt, bounded by ``connect_timeout``, not RETRIES of them."""
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match=rf"cannot reach {blackhole}: no answer within 1 s") as info:
+        await download(f"http://{blackhole}/m.bin", tmp_path / "m.bin", sha256=None, size=None, connect_timeout=1.0)
+    elapsed = time.monotonic() - t0
+    assert not info.value.resumable
+    # Retrying would take at least 4 x 1 s plus the back-off (5.4 s); one attempt takes about 1 s.
+    assert elapsed < 5.0, elapsed

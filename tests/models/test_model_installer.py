@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,7 +14,7 @@ from xiaozhi_hub.models import Installer, InstallError, parse_manifest, resolve_
 from xiaozhi_hub.models.manifest import MARKER
 from xiaozhi_hub.providers.base import ProviderError
 
-from .conftest import FileServer, sha
+from .conftest import FileServer, make_package, sha
 
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:
@@ -119,30 +118,6 @@ async def test_offline_install_error_is_one_line(tmp_path: Path):
 
 
 # ---------------------------------------------------------------------------- registry sources
-
-
-def make_package(site: Path, dist: str, version: str, files: dict[str, bytes]) -> None:
-    """What pip would leave behind: an importable package plus its dist-info."""
-    pkg = dist.replace("-", "_")
-    for rel, data in files.items():
-        path = site / pkg / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    (site / pkg / "__init__.py").write_text("")
-    info = site / f"{pkg}-{version}.dist-info"
-    info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-
-
-@pytest.fixture
-def site(tmp_path: Path):
-    site = tmp_path / "site"
-    site.mkdir()
-    sys.path.insert(0, str(site))
-    yield site
-    sys.path.remove(str(site))
-    for name in [m for m in sys.modules if m.startswith("xzt_")]:
-        del sys.modules[name]
 
 
 PART1, PART2 = b"A" * 70_000, b"B" * 50_000

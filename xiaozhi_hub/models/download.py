@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Callable, TextIO
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -22,6 +23,15 @@ ProgressFn = Callable[[int, "int | None"], None]
 
 CHUNK = 1 << 16
 RETRIES = 3          # automatic resumes after a dropped connection, per file
+# Reaching the server (DNS, TCP and TLS) must not take longer than this. Short on purpose: where the
+# internet is blocked by dropping packets, `models install --defaults` falls back to the registry
+# model after this long instead of hanging; a reachable server answers well within it.
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 60.0  # silence from a connected server (per read) before the transfer counts as dropped
+
+# aiohttp >= 3.10 tells a connect timeout from a read timeout; on older versions none is caught here.
+_ConnectTimeout: tuple[type[BaseException], ...] = tuple(
+    t for t in (getattr(aiohttp, "ConnectionTimeoutError", None),) if t is not None)
 
 
 class DownloadError(Exception):
@@ -90,11 +100,12 @@ async def _fetch_once(session: aiohttp.ClientSession, url: str, part: Path, size
 
 async def download(url: str, dest: Path, *, sha256: str | None, size: int | None,
                    progress: ProgressFn | None = None, session: aiohttp.ClientSession | None = None,
-                   connect_timeout: float = 15.0, read_timeout: float = 60.0) -> str:
+                   connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT) -> str:
     """Download ``url`` to ``dest``; returns the sha256 of the file.
 
-    Resumes from ``dest.part`` when present, retries a dropped connection a few times, verifies
-    size and sha256 (when given) and renames atomically. A wrong hash deletes the ``.part`` file.
+    Resumes from ``dest.part`` when present, retries a dropped connection a few times (an
+    unreachable server is not retried: it fails after ``connect_timeout``), verifies size and
+    sha256 (when given) and renames atomically. A wrong hash deletes the ``.part`` file.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
@@ -105,7 +116,8 @@ async def download(url: str, dest: Path, *, sha256: str | None, size: int | None
     part = part_path(dest)
     own = session is None
     if own:
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
+        timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_connect=connect_timeout,
+                                        sock_read=read_timeout)
         session = aiohttp.ClientSession(timeout=timeout)
     assert session is not None
     try:
@@ -113,6 +125,9 @@ async def download(url: str, dest: Path, *, sha256: str | None, size: int | None
             try:
                 await _fetch_once(session, url, part, size, progress)
                 break
+            except _ConnectTimeout:
+                raise DownloadError(f"cannot reach {urlsplit(url).netloc}: no answer within {connect_timeout:g} s (offline?)",
+                                    resumable=part.exists()) from None
             except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as err:
                 if attempt == RETRIES:
                     have = part.stat().st_size if part.exists() else 0
