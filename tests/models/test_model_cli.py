@@ -19,7 +19,8 @@ def test_init_config_writes_a_valid_commented_file_and_never_overwrites(tmp_path
     settings = load(out, environ={})
     assert (settings.server.ws_port, settings.server.http_port) == (8000, 8003)
     assert (settings.asr.provider, settings.asr.language, settings.asr.model) == ("whisper", "en", "whisper-base")
-    assert (settings.llm.provider, settings.llm.model) == ("llamacpp", "smollm2-135m-instruct")
+    # llm.model stays unset, so the hub loads whatever `models install --defaults` chose.
+    assert (settings.llm.provider, settings.llm.model) == ("llamacpp", None)
     assert (settings.tts.provider, settings.tts.voice) == ("piper", "piper-en_US-joe-medium")
 
     out.write_text("server: {ws_port: 9000}\n")

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ..settings import Settings, add_common_flags
+from .defaults import SIZES, install_choice
 from .installer import Installer, InstallError
-from .manifest import Manifest, ManifestError, ModelEntry, load_manifest
+from .manifest import Manifest, ManifestError, ModelEntry, load_manifest, read_chosen
 
 
 def register(subparsers: Any) -> None:
@@ -28,8 +29,12 @@ def register(subparsers: Any) -> None:
 
     ins = sub.add_parser("install", help="install models by id (resumable, verified)")
     ins.add_argument("ids", nargs="*", metavar="ID")
-    ins.add_argument("--defaults", action="store_true", help="also install the default models (whisper-base, "
-                                                             "smollm2-135m-instruct, piper-en_US-joe-medium)")
+    ins.add_argument("--defaults", action="store_true",
+                     help="also install the default models (whisper-base, piper-en_US-joe-medium and the best LLM "
+                          "this machine can get: Qwen2.5 1.5B or 0.5B from Hugging Face, else smollm2-135m-instruct)")
+    ins.add_argument("--llm-size", choices=SIZES, default="auto",
+                     help="with --defaults: the LLM to try; auto (default) picks by RAM and CPU: large = "
+                          "Qwen2.5 1.5B (a mini-PC), small = 0.5B (a Raspberry Pi), tiny = smollm2 only, no download")
     ins.add_argument("--force", action="store_true", help="reinstall even when installed")
     ins.add_argument("--no-verify", action="store_true",
                      help="accept downloads that have no known sha256 (prints the hash it got)")
@@ -76,10 +81,13 @@ def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     except ManifestError as err:
         print(f"xiaozhi-hub: {err}", file=sys.stderr)
         return 1
-    rows: list[dict[str, Any]] = [{"id": e.id, "role": e.role, "engine": e.engine, "language": e.language, "size": e.size,
-             "license": e.license, "source": e.source.type, "verified": e.verified, "default": e.default,
-             "status": installer.status(e), "path": str(e.main_path(installer.models_dir))}
-            for e in manifest.entries]
+    chosen = read_chosen(installer.models_dir)
+    rows: list[dict[str, Any]] = [
+        {"id": e.id, "role": e.role, "engine": e.engine, "language": e.language, "size": e.size,
+         "license": e.license, "source": e.source.type, "verified": e.verified, "default": e.default,
+         "chosen": chosen.get(e.role, {}).get("id") == e.id,
+         "status": installer.status(e), "path": str(e.main_path(installer.models_dir))}
+        for e in manifest.entries]
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -89,6 +97,8 @@ def _cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{r['id'] + flag:32} {r['role']:4} {r['language']:5} {_human(r['size']):>7}  "
               f"{r['source']:8} {r['status']:9} {r['license']}")
     print(f"\n* default model   ! no known sha256 (install needs --no-verify)   folder: {installer.models_dir}")
+    for role, rec in sorted(chosen.items()):
+        print(f"{role} model when {role}.model is unset: {rec['id']} ({rec.get('reason', '')})")
     return 0
 
 
@@ -113,8 +123,16 @@ def _cmd_install(args: argparse.Namespace, settings: Settings) -> int:
         print("xiaozhi-hub: name model ids to install, or --defaults", file=sys.stderr)
         return 2
     failed = 0
+    chosen_roles: set[str] = set()
     for entry in entries:
+        choice = manifest.choice(entry.role) if args.defaults and entry.default else None
+        if choice is not None and entry.role in chosen_roles:
+            continue
         try:
+            if choice is not None:       # the role's best model for this machine, or its fallback
+                chosen_roles.add(entry.role)
+                asyncio.run(install_choice(installer, manifest, choice, size=args.llm_size, force=args.force))
+                continue
             path = asyncio.run(installer.install(entry, force=args.force))
         except InstallError as err:
             print(f"xiaozhi-hub: {err}", file=sys.stderr)
@@ -191,7 +209,9 @@ asr:
 
 llm:
   provider: llamacpp   # llamacpp (in process) | openai (llama-server, Ollama, vLLM: set base_url)
-  model: smollm2-135m-instruct   # tiny; qwen2.5-0.5b-instruct-q4_k_m or -1.5b- answer far better
+  # model: qwen2.5-0.5b-instruct-q4_k_m   # unset: the model `xiaozhi-hub models install --defaults` chose
+                       # (Qwen2.5 1.5B or 0.5B where it could be downloaded, else smollm2-135m-instruct;
+                       # `xiaozhi-hub models list` says which), or another manifest id, or a .gguf path
   # base_url: http://127.0.0.1:8080/v1   # provider openai only; model = the server's model name
   threads: 2
   context_tokens: 2048

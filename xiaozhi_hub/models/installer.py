@@ -24,7 +24,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .download import ConsoleProgress, DownloadError, ProgressFn, download, sha256_file
+from .download import CONNECT_TIMEOUT, ConsoleProgress, DownloadError, ProgressFn, download, sha256_file
 from .manifest import MARKER, SETTING_KEY, FileSpec, Manifest, ModelEntry
 
 PipRunner = Callable[[Sequence[str]], int]
@@ -32,7 +32,17 @@ ProgressFactory = Callable[[str], ProgressFn]
 
 
 class InstallError(Exception):
-    """An install failed; the message is one line naming the model and what to do."""
+    """An install failed; the message is one line naming the model and what to do.
+
+    ``cause`` is the short reason alone ("HTTP 404 from ...", "cannot reach host:443 (offline?)"),
+    for a caller that words its own message (the fallback line of ``models install --defaults``);
+    ``resumable`` is True when a partial download was kept for the next run.
+    """
+
+    def __init__(self, message: str, *, cause: str | None = None, resumable: bool = False) -> None:
+        super().__init__(message)
+        self.cause = cause or message
+        self.resumable = resumable
 
 
 def run_pip(args: Sequence[str]) -> int:
@@ -97,6 +107,13 @@ def _safe_extract(archive: Path, kind: str, dest: Path, strip_root: bool) -> Non
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _prune_empty(folder: Path) -> None:
+    """Remove ``folder`` and then its parent when they are empty."""
+    for path in (folder, folder.parent):
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
 def _record_files(folder: Path) -> dict[str, dict[str, object]]:
     """Size and sha256 of every regular file; links into packages are checked against the manifest."""
     out: dict[str, dict[str, object]] = {}
@@ -118,10 +135,11 @@ class Installer:
 
     def __init__(self, manifest: Manifest, models_dir: str | os.PathLike[str], *, verify: bool = True,
                  pip: PipRunner = run_pip, progress: ProgressFactory | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, connect_timeout: float = CONNECT_TIMEOUT) -> None:
         self.manifest = manifest
         self.models_dir = Path(models_dir)
         self.verify_hashes = verify
+        self.connect_timeout = connect_timeout
         self.pip = pip
         self.progress = progress or (lambda label: ConsoleProgress(label))
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -246,12 +264,14 @@ class Installer:
             progress = self.progress(f"{entry.id} {spec.download_name}")
             try:
                 digest = await download(spec.url, dest, sha256=spec.sha256 if self.verify_hashes else None,
-                                        size=spec.size, progress=progress)
+                                        size=spec.size, progress=progress, connect_timeout=self.connect_timeout)
             except DownloadError as err:
+                _prune_empty(downloads)      # nothing to resume: leave no empty folders behind
                 how = "run the same command again to resume, " if err.resumable else ""
                 raise InstallError(
                     f"{entry.id}: download of {spec.url} failed: {err}; {how}or download it yourself and set "
-                    f"{SETTING_KEY[entry.role]}: /path/to/model in hub.yaml") from None
+                    f"{SETTING_KEY[entry.role]}: /path/to/model in hub.yaml",
+                    cause=str(err), resumable=err.resumable) from None
             finally:
                 close = getattr(progress, "close", None)
                 if close:

@@ -8,6 +8,7 @@ who downloaded a model by hand (or has no network at all) never depends on the i
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +17,13 @@ from typing import Any, Mapping
 from ..providers.base import ProviderError
 from ..providers.registry import ProviderUnavailable
 
+log = logging.getLogger(__name__)
+
 ROLES = ("asr", "llm", "tts", "vad")
 SOURCE_TYPES = ("registry", "url", "builtin")
 MARKER = ".installed.json"
+# What `models install --defaults` chose per role (written in models_dir, read when a setting is unset).
+CHOSEN = ".chosen.json"
 
 # The manifest ships inside the package (package data), so a non-editable install (the add-on
 # image, a wheel) finds it too.
@@ -91,9 +96,36 @@ class ModelEntry:
 
 
 @dataclass(frozen=True)
+class SizeOption:
+    """One size of a role's default: the model, the RAM it needs and (optionally) the CPU kinds it suits."""
+
+    name: str
+    id: str
+    min_ram_mb: int = 0
+    machines: tuple[str, ...] = ()     # platform.machine() values, lower case; empty = any
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """How ``models install --defaults`` picks a role's model: sizes in order of preference, then the fallback."""
+
+    role: str
+    fallback: str
+    sizes: tuple[SizeOption, ...] = ()
+
+    def size(self, name: str) -> SizeOption | None:
+        return next((s for s in self.sizes if s.name == name), None)
+
+
+@dataclass(frozen=True)
 class Manifest:
     entries: tuple[ModelEntry, ...] = field(default_factory=tuple)
     path: Path | None = None
+    choices: tuple[Choice, ...] = ()
+
+    def choice(self, role: str) -> Choice | None:
+        return next((c for c in self.choices if c.role == role), None)
 
     def get(self, model_id: str) -> ModelEntry:
         for e in self.entries:
@@ -162,13 +194,35 @@ def _entry(raw: Mapping[str, Any]) -> ModelEntry:
                       description=str(raw.get("description", "")))
 
 
+def _choice(role: str, raw: Mapping[str, Any], roles: Mapping[str, str]) -> Choice:
+    """One ``choices`` block; every id must be a manifest model of that role."""
+    if role not in ROLES:
+        raise ManifestError(f"choices.{role}: not a role ({', '.join(ROLES)})")
+    try:
+        fallback = raw["fallback"]
+        sizes = tuple(SizeOption(name=str(name), id=opt["id"], min_ram_mb=int(opt.get("min_ram_mb", 0)),
+                                 machines=tuple(str(m).lower() for m in opt.get("machines", ())),
+                                 why=str(opt.get("why", "")))
+                      for name, opt in (raw.get("sizes") or {}).items())
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ManifestError(f"choices.{role}: needs a fallback id and sizes of {{id, min_ram_mb}} ({err})") from None
+    for where, mid in [("fallback", fallback), *((f"sizes.{o.name}", o.id) for o in sizes)]:
+        if roles.get(mid) != role:
+            raise ManifestError(f"choices.{role}.{where}: {mid!r} is not a {role} model of the manifest")
+    if any(o.name == "tiny" for o in sizes):
+        raise ManifestError(f"choices.{role}: the size name 'tiny' means the fallback")
+    return Choice(role=role, fallback=fallback, sizes=sizes)
+
+
 def parse_manifest(data: Mapping[str, Any], path: Path | None = None) -> Manifest:
     entries = tuple(_entry(m) for m in data.get("models", ()))
     ids = [e.id for e in entries]
     dup = {i for i in ids if ids.count(i) > 1}
     if dup:
         raise ManifestError(f"duplicate model ids: {', '.join(sorted(dup))}")
-    return Manifest(entries=entries, path=path)
+    roles = {e.id: e.role for e in entries}
+    choices = tuple(_choice(role, raw, roles) for role, raw in (data.get("choices") or {}).items())
+    return Manifest(entries=entries, path=path, choices=choices)
 
 
 _cache: dict[Path, tuple[float, Manifest]] = {}
@@ -204,15 +258,47 @@ def looks_like_path(ref: str) -> bool:
             or ref.endswith((".gguf", ".onnx", ".bin")))
 
 
+def read_chosen(models_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """The record ``models install --defaults`` left in ``models_dir`` (empty when there is none or it is unreadable)."""
+    try:
+        data = json.loads((Path(models_dir) / CHOSEN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict) and isinstance(v.get("id"), str)} \
+        if isinstance(data, dict) else {}
+
+
+def chosen_default(role: str, models_dir: str | os.PathLike[str], manifest: Manifest) -> str | None:
+    """The model id the installer chose for ``role``, when it is still in the manifest and installed."""
+    rec = read_chosen(models_dir).get(role)
+    if rec is None:
+        return None
+    mid = rec["id"]
+    if mid not in manifest or manifest.get(mid).role != role:
+        log.warning("%s: %s names %r, which is not a %s model of the manifest; using the built-in default",
+                    models_dir, CHOSEN, mid, role)
+        return None
+    if not manifest.get(mid).main_path(models_dir).exists():
+        log.warning("%s model %s (chosen by `models install --defaults`) is not installed any more; "
+                    "using the built-in default", role, mid)
+        return None
+    log.info("%s model %s (chosen by `models install --defaults`: %s)", role, mid, rec.get("reason", ""))
+    return mid
+
+
 def resolve_model(ref: str | None, *, role: str, default_id: str, models_dir: str | os.PathLike[str],
                   manifest: Manifest | None = None) -> Path:
     """Turn a setting value (manifest id, path or None for the default) into a path to load.
 
-    Raises :class:`ProviderError` with one line that names the model and both ways to fix it
-    (the install command, or a path in ``hub.yaml``), so a missing model is never a stack trace.
+    An unset setting means the model ``models install --defaults`` chose for the role (see
+    :func:`chosen_default`), else ``default_id``. Raises :class:`ProviderError` with one line that
+    names the model and both ways to fix it (the install command, or a path in ``hub.yaml``), so a
+    missing model is never a stack trace.
     """
     key = SETTING_KEY.get(role, f"{role}.model")
-    ref = ref or default_id
+    if not ref:
+        manifest = manifest or load_manifest()
+        ref = chosen_default(role, models_dir, manifest) or default_id
     if looks_like_path(ref):
         path = Path(ref).expanduser()
         if not path.exists():
