@@ -50,6 +50,12 @@ def test_models_install_unknown_id_and_unverified_fail_with_one_line(tmp_path: P
     assert len(err) == 1 and "--no-verify" in err[0] and "asr.model: /path/to/model" in err[0]
 
 
+def test_llm_size_goes_with_defaults(tmp_path: Path, capsys):
+    assert main(["models", "--models-dir", str(tmp_path), "install", "--llm-size", "small", "whisper-base"]) == 2
+    assert "--llm-size goes with --defaults" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_models_verify_and_remove_on_an_empty_folder(tmp_path: Path, capsys):
     assert main(["models", "--models-dir", str(tmp_path), "verify"]) == 0
     assert "no installed models" in capsys.readouterr().out

@@ -221,6 +221,38 @@ async def test_a_removed_or_unknown_choice_falls_back_to_the_built_in_default(fi
     assert the_default(tmp_path, manifest) == tmp_path / "tiny" / "tiny.gguf"
 
 
+@pytest.mark.models
+async def test_the_llama_cpp_provider_loads_the_chosen_model(tmp_path: Path):
+    """The hub's own loading path, with llm.model unset: it loads what the record names. (The
+    record names the 0.5B; its file here is the installed SmolLM2, since the 0.5B cannot be
+    downloaded on the test machines.)"""
+    pytest.importorskip("llama_cpp")
+    from xiaozhi_hub.compute import ComputePool
+    from xiaozhi_hub.models.defaults import write_chosen
+    from xiaozhi_hub.providers import llm_llamacpp
+    from xiaozhi_hub.settings import from_mapping
+
+    from .conftest import INSTALLED
+
+    manifest = load_manifest()
+    real = manifest.get(DEFAULT_LLM).main_path(INSTALLED)
+    if not real.exists():
+        pytest.skip(f"{DEFAULT_LLM} not installed: run `xiaozhi-hub models install --defaults`")
+    chosen = manifest.get("qwen2.5-0.5b-instruct-q4_k_m")
+    chosen.main_path(tmp_path).parent.mkdir(parents=True)
+    chosen.main_path(tmp_path).symlink_to(real.resolve())
+    write_chosen(tmp_path, "llm", chosen.id, "test")
+    compute = ComputePool()
+    try:
+        llm = await llm_llamacpp.create(from_mapping({"models_dir": str(tmp_path)}), compute)
+        try:
+            assert Path(llm.llm.model_path) == chosen.main_path(tmp_path)
+        finally:
+            await llm.aclose()
+    finally:
+        compute.shutdown()
+
+
 # ---------------------------------------------------------------------------- the real command
 
 

@@ -68,7 +68,8 @@ async def llama(compute: ComputePool) -> AsyncIterator[Any]:
     need("smollm2-135m-instruct")
     from xiaozhi_hub.providers import llm_llamacpp
 
-    llm = await llm_llamacpp.create(settings(llm={"temperature": 0, "max_wait": 0.5}), compute)
+    llm = await llm_llamacpp.create(settings(llm={"model": "smollm2-135m-instruct", "temperature": 0,
+                                                  "max_wait": 0.5}), compute)
     yield llm
     await llm.aclose()
 

@@ -117,6 +117,9 @@ def _cmd_install(args: argparse.Namespace, settings: Settings) -> int:
     if looked_up is None:
         return 1
     manifest, installer, entries = looked_up
+    if args.llm_size != "auto" and not args.defaults:
+        print("xiaozhi-hub: --llm-size goes with --defaults (to install one model, name its id)", file=sys.stderr)
+        return 2
     if args.defaults:
         entries = [*manifest.defaults(), *(e for e in entries if not e.default)]
     if not entries:

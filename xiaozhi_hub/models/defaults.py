@@ -115,8 +115,10 @@ async def install_choice(installer: Installer, manifest: Manifest, choice: Choic
     """
     chosen = pick(choice, size, machine or this_machine())
     fallback = manifest.get(choice.fallback)
+    if chosen.id == fallback.id:
+        chosen = Pick(None, chosen.reason)
     failure: InstallError | None = None
-    if chosen.id is not None and chosen.id != fallback.id:
+    if chosen.id is not None:
         try:
             await installer.install(manifest.get(chosen.id), force=force)
         except InstallError as err:
