@@ -98,7 +98,7 @@ def find_loop(answer: str) -> str | None:
     if count >= 3:
         return f"{' '.join(gram)!r} x{count}"
     sentences = [" ".join(tokens(s)) for s in re.split(r"(?<=[.!?。！？])\s*", answer)]
-    seen = collections.Counter(s for s in sentences if len(s.split()) >= 4 or len(s) >= 8)
+    seen = collections.Counter(s for s in sentences if len(s.split()) >= 4)   # words, or Chinese characters
     repeated = [s for s, c in seen.items() if c >= 2]
     return f"sentence {repeated[0]!r} twice" if repeated else None
 

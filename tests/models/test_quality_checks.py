@@ -63,6 +63,8 @@ def test_ordinary_answers_are_not_leaks(guard: LeakGuard, answer: str, question:
     ("The Pacific is about 7,978,760,000,000,000 cubic kilometers.", False),
     ("Once upon a time a dragon lived in a cave. One day he met a knight. They became friends.", False),
     ("哈哈，早上好！今天天气很好。", False),
+    ("今天天气很好。今天天气很好。", True),
+    ("Use datetime. Then call datetime.", False),
 ])
 def test_repetition_loops(answer: str, loop: bool):
     assert (find_loop(answer) is not None) is loop
