@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Sequence
 
-from . import __version__
+from . import __version__, offline
 from .settings import LOG_LEVELS, ConfigError, Settings, load, shortcut_overrides
 
 # Modules that add subcommands (imported lazily so a missing optional part never breaks `serve`).
@@ -65,6 +65,7 @@ def setup_logging(level: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    offline.apply()  # before any subcommand module imports huggingface_hub or onnxruntime
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
