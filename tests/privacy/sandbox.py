@@ -8,6 +8,9 @@ mount namespace), then sets up the traps of :mod:`tests.privacy.netwatch` (a log
 with every address routed to it), runs COMMAND and prints one line per attempt as it happens, and a
 verdict at the end. Needs root (or CAP_SYS_ADMIN + CAP_NET_ADMIN) and util-linux ``unshare``.
 
+Ctrl-C stops COMMAND and still prints the verdict. Inside, every address is routed to ``lo``, so a
+program that asks for its LAN address gets a made-up one (the hub prints 10.255.255.255).
+
 Exit status: COMMAND's own if it failed, else 3 if anything tried to leave, else 0; 4 if the
 sandbox could not be set up. ``--report`` writes the events as JSON.
 """
@@ -18,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -62,7 +66,17 @@ def enter(argv: list[str]) -> int:
     env = {**os.environ, INSIDE: "1"}
     cmd = ["unshare", "--net", "--mount", "--propagation", "private",
            sys.executable, "-m", "tests.privacy.sandbox", *argv]
-    return subprocess.run(cmd, env=env).returncode
+    return run_forwarding_ctrl_c(cmd, env)
+
+
+def run_forwarding_ctrl_c(cmd: list[str], env: dict[str, str]) -> int:
+    """Run ``cmd``; on Ctrl-C pass SIGINT on and wait for it to finish, so the report still comes."""
+    proc = subprocess.Popen(cmd, env=env)
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGINT)
 
 
 def inside(args: argparse.Namespace) -> int:
@@ -76,7 +90,7 @@ def inside(args: argparse.Namespace) -> int:
             return 4
         env = {k: v for k, v in os.environ.items() if k != INSIDE}
         with watch:
-            rc = subprocess.run(args.command, env=env).returncode
+            rc = run_forwarding_ctrl_c(args.command, env)
     bad = violations(log.events())
     if args.report:
         Path(args.report).write_text(json.dumps({"command": args.command, "returncode": rc,
