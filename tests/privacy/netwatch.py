@@ -8,7 +8,7 @@ Inside such a namespace nothing can reach the outside, so the question is only w
   else: an empty answer), so the asking code goes on to connect;
 * :class:`TrapListener` on :80 and :443 (all addresses): logs each connection and what the client
   said first (the TLS SNI of a ClientHello, or the HTTP request line and Host);
-* :class:`PacketSniffer`, a raw socket on ``lo``: with :func:`route_everything_to_loopback` every
+* :class:`PacketSniffer`, a raw socket on ``lo``: with the routes of :func:`setup_namespace` every
   address is local, so a connection to any address and port (a hard-coded IP, DNS over TCP 853, an
   MQTT broker that was not configured) leaves a SYN or a datagram on ``lo``; each one to an address
   outside loopback is logged. mDNS multicast (224.0.0.251 / ff02::fb, port 5353) is recorded as
@@ -264,6 +264,11 @@ class _DualStackServer(socketserver.ThreadingTCPServer):
         super().server_bind()
 
 
+class _IPv4Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
 class TrapListener:
     """Accepts connections on ``port`` on every address, logs who came and what they said first."""
 
@@ -275,7 +280,11 @@ class TrapListener:
             def handle(self) -> None:
                 watcher.handle(self.request, port, self.client_address)
 
-        self.servers: list[socketserver.BaseServer] = [_DualStackServer((host, port), Handler)]
+        try:
+            server: socketserver.BaseServer = _DualStackServer((host, port), Handler)
+        except OSError:                                     # no IPv6 here: IPv4 only
+            server = _IPv4Server(("0.0.0.0" if host == "::" else host, port), Handler)
+        self.servers = [server]
 
     def handle(self, conn: socket.socket, port: int, peer: tuple[Any, ...]) -> None:
         owner = owner_of("tcp", peer[1])
