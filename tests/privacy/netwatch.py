@@ -395,7 +395,8 @@ def no_route_counters() -> dict[str, int]:
 
 
 def setup_namespace(workdir: Path) -> None:
-    """Bring up ``lo``, make every address local, point /etc/resolv.conf at 127.0.0.1 (bind mount)."""
+    """Bring up ``lo``, make every address local, send every lookup to 127.0.0.1 (bind mounts of
+    /etc/resolv.conf and /etc/nsswitch.conf, seen only in this mount namespace)."""
     links = subprocess.run(["ip", "-o", "link", "show"], check=True, capture_output=True, text=True).stdout
     others = [row.split(":")[1].strip() for row in links.splitlines() if row.split(":")[1].strip() != "lo"]
     if others:
@@ -406,6 +407,14 @@ def setup_namespace(workdir: Path) -> None:
     resolv = workdir / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.1\noptions timeout:2 attempts:1\n")
     subprocess.run(["mount", "--bind", str(resolv), "/etc/resolv.conf"], check=True)
+    # glibc may be told to ask systemd-resolved (nss-resolve, over a Unix socket that the network
+    # namespace does not cover) or nss-mdns; lookups must come to our resolver instead.
+    nsswitch = Path("/etc/nsswitch.conf")
+    if nsswitch.exists():
+        rows = nsswitch.read_text().splitlines()
+        ours = workdir / "nsswitch.conf"
+        ours.write_text("".join(("hosts: files dns" if r.split(":")[0].strip() == "hosts" else r) + "\n" for r in rows))
+        subprocess.run(["mount", "--bind", str(ours), str(nsswitch)], check=True)
 
 
 class Watch:
