@@ -11,8 +11,9 @@ import threading
 
 import pytest
 
-from . import netwatch
-from .netwatch import EgressLog, Event, answer, classify_packet, is_local_name, parse_question, tls_sni, violations
+from . import traps
+from .events import EgressLog, Event, violations
+from .traps import answer, classify_packet, is_local_name, parse_question, tls_sni
 
 from ..conftest import free_port
 
@@ -55,7 +56,7 @@ def test_other_questions_get_an_empty_answer_and_malformed_ones_an_error():
 def test_the_resolver_logs_questions_over_udp_and_tcp():
     log = EgressLog()
     port = free_port()
-    resolver = netwatch.DnsResolver(log, "127.0.0.1", port)
+    resolver = traps.DnsResolver(log, "127.0.0.1", port)
     threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
                for s in resolver.servers]
     for t in threads:
@@ -89,7 +90,7 @@ def test_the_listener_reports_tls_and_http_clients():
         pytest.skip("no IPv6 on this machine")
     log = EgressLog()
     port = free_port()
-    trap = netwatch.TrapListener(log, port, host="::1")
+    trap = traps.TrapListener(log, port, host="::1")
     server = trap.servers[0]
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
@@ -140,7 +141,7 @@ def udp(dport: int) -> bytes:
     (frame("9.9.9.9", 1, b"\x08\x00" + b"\0" * 6), ("packet", "ip protocol 1 to 9.9.9.9", False)),   # a ping
 ])
 def test_packets_leaving_loopback_are_classified(monkeypatch, packet, expected):
-    monkeypatch.setattr(netwatch, "owner_of", lambda proto, port: None)
+    monkeypatch.setattr(traps, "owner_of", lambda proto, port: None)
     event = classify_packet(packet)
     assert (None if event is None else (event.kind, event.detail, event.allowed)) == expected
 
