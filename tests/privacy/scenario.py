@@ -8,7 +8,8 @@
 2. starts the hub as a user does (``python -m xiaozhi_hub --config hub.yaml``; a temp data folder,
    free ports, ``llm.max_tokens`` 16 to keep the turns short, everything else at its defaults,
    mDNS on) and waits for "ready" and for the LLM's prompt-cache warm-up;
-3. holds two spoken turns with the device simulator (``python -m xiaozhi_hub.simulator --wav``);
+3. holds two spoken turns with the device simulator (``python -m xiaozhi_hub.simulator --wav``), one
+   answered by the intent path (a volume command: an MCP call to the device), one by the LLM;
 4. leaves the hub idle for ``--idle`` seconds, then stops it with SIGTERM.
 
 Writes ``{"turns": [...], "simulator_rc": N, "hub_rc": N, "hub_log": "...", "timings": {...}}``
@@ -29,7 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-COMMAND = "Turn on the kitchen light."
+# One turn on the intent path (no LLM, quick), one that goes to the LLM (no lights are configured).
+COMMANDS = ("Set the volume to thirty.", "Turn on the kitchen light.")
 READY_TIMEOUT = 180.0
 TURN_TIMEOUT = 60.0
 WARM_TIMEOUT = 60.0
@@ -42,8 +44,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_wav(models_dir: Path, path: Path) -> None:
-    """The command in the installed Piper voice, with 300 ms of silence either side."""
+def make_wavs(models_dir: Path, folder: Path) -> list[Path]:
+    """Each command in the installed Piper voice, with 300 ms of silence either side."""
     from xiaozhi_hub.audio import pcm as pcmlib
     from xiaozhi_hub.models import DEFAULT_TTS, load_manifest
     from xiaozhi_hub.providers.tts_piper import load_voice
@@ -51,9 +53,13 @@ def make_wav(models_dir: Path, path: Path) -> None:
     onnx = load_manifest().get(DEFAULT_TTS).main_path(models_dir)
     voice = load_voice(str(onnx), f"{onnx}.json")
     rate = int(voice.config.sample_rate)
-    speech = b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(COMMAND))
     pad = pcmlib.silence(300, rate)
-    pcmlib.write_wav(path, pad + speech + pad, rate)
+    paths = []
+    for i, command in enumerate(COMMANDS):
+        speech = b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(command))
+        paths.append(folder / f"command{i}.wav")
+        pcmlib.write_wav(paths[-1], pad + speech + pad, rate)
+    return paths
 
 
 def write_config(folder: Path, models_dir: Path) -> tuple[Path, int]:
@@ -108,14 +114,19 @@ class HubProcess:
         return rc
 
 
-def talk(wav: Path, ws_port: int) -> tuple[int, list[dict[str, Any]], str]:
-    """Two spoken turns by the simulator; its exit status, the turns' summaries, its output."""
-    out = subprocess.run([sys.executable, "-m", "xiaozhi_hub.simulator", "--url",
-                          f"ws://127.0.0.1:{ws_port}/xiaozhi/v1/", "--wav", str(wav), "--turns", "2",
-                          "--json", "--timeout", str(TURN_TIMEOUT)],
-                         capture_output=True, text=True, timeout=4 * TURN_TIMEOUT)
-    turns = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    return out.returncode, turns, out.stdout + out.stderr
+def talk(wavs: list[Path], ws_port: int) -> tuple[int, list[dict[str, Any]], str]:
+    """One spoken turn per WAV by the simulator; the worst exit status, the turns' summaries, the
+    simulator's output."""
+    rc, turns, log = 0, [], ""
+    for wav in wavs:
+        out = subprocess.run([sys.executable, "-m", "xiaozhi_hub.simulator", "--url",
+                              f"ws://127.0.0.1:{ws_port}/xiaozhi/v1/", "--wav", str(wav), "--json",
+                              "--timeout", str(TURN_TIMEOUT)],
+                             capture_output=True, text=True, timeout=3 * TURN_TIMEOUT)
+        rc = max(rc, out.returncode)
+        turns += [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+        log += out.stdout + out.stderr
+    return rc, turns, log
 
 
 def run(models_dir: Path, idle: float) -> dict[str, Any]:
@@ -124,7 +135,7 @@ def run(models_dir: Path, idle: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="xiaozhi-privacy-") as tmp:
         folder = Path(tmp)
         t0 = time.monotonic()
-        make_wav(models_dir, folder / "command.wav")
+        wavs = make_wavs(models_dir, folder)
         config, ws_port = write_config(folder, models_dir)
         hub = HubProcess(config)
         try:
@@ -133,8 +144,7 @@ def run(models_dir: Path, idle: float) -> dict[str, Any]:
             if ready:
                 hub.wait_warm()
                 timings["warm"] = time.monotonic() - t0
-                result["simulator_rc"], result["turns"], result["simulator_log"] = talk(folder / "command.wav",
-                                                                                        ws_port)
+                result["simulator_rc"], result["turns"], result["simulator_log"] = talk(wavs, ws_port)
                 timings["turns"] = time.monotonic() - t0
                 time.sleep(idle)                            # the idle period is what is being watched
                 timings["idle_end"] = time.monotonic() - t0

@@ -67,9 +67,10 @@ def test_the_hub_contacts_nothing_outside_the_home(tmp_path):
     # The hub really served: two spoken turns answered with speech, then the idle period, clean stop.
     assert result["simulator_rc"] == 0, f"{result.get('simulator_log')}\n{log}"
     assert len(result["turns"]) == 2, result["turns"]
-    for turn in result["turns"]:
-        assert "kitchen light" in (turn["stt"] or "").lower(), turn
+    for turn, words in zip(result["turns"], ("volume", "kitchen light")):
+        assert words in (turn["stt"] or "").lower(), turn
         assert any(s.strip() for s in turn["sentences"]) and turn["frames"] > 0 and turn["audio_seconds"] > 0.3, turn
+    assert "volume now 30" in result["simulator_log"], result["simulator_log"]     # the intent's MCP call
     timings = result["timings"]
     assert timings["idle_end"] - timings["turns"] >= IDLE_S
     assert result["hub_rc"] == 0, log
