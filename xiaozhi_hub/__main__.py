@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Sequence
 
-from . import __version__, app
+from . import __version__, app, offline
 from .models import cli as models_cli
 from .net import cli as net_cli
 from .settings import ConfigError, add_common_flags, settings_from_args
@@ -41,6 +41,7 @@ def setup_logging(level: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    offline.apply()  # before any subcommand module imports huggingface_hub or onnxruntime
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
