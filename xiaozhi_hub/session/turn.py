@@ -18,6 +18,7 @@ from ..metrics import Metrics
 from ..pipeline.agent import Agent
 from ..pipeline.sentences import SentenceSplitter, clean_for_speech, emotion_of, same_words
 from ..pipeline.speaker import END, EndOfSpeech, FrameMaker, Pacer, SentenceStart, speak, synthesize_frames
+from ..protocol.close import CloseCode
 from ..protocol.messages import Alert, ListenMode, Llm, Stt, Tts, TtsState
 from ..providers.base import BusyError, ProviderError, Transcript
 from ..settings import Settings
@@ -132,15 +133,13 @@ async def run_text_turn(session: "Session", text: str) -> None:
 
 async def say_goodbye(session: "Session") -> None:
     """The idle close: "Goodbye." (so the device does not just go quiet), then close with 4008."""
-    from .session import CLOSE_IDLE  # local import: session imports this module lazily too
-
     if session.ctx.settings.session.idle_goodbye:
         try:
             async with asyncio.timeout(10.0):
                 await speak_reply(session, _once(phrase(session.ctx.settings, GOODBYE_TEXT)))
         except (TimeoutError, ProviderError, ConnectionError) as err:
             log.info("%s: goodbye not spoken: %s", session, err)
-    await session.close(CLOSE_IDLE, "idle")
+    await session.close(CloseCode.IDLE, "idle")
 
 
 async def _heard(session: "Session", text: str) -> None:
@@ -384,7 +383,7 @@ class Reply:
         if session.state is SessionState.SPEAKING:
             _after_reply_state(session)
         if session._end_after_reply:
-            await session.close(1000, "conversation ended")
+            await session.close(CloseCode.NORMAL, "conversation ended")
 
     async def _filler(self) -> list[SentenceStart | bytes]:
         cache = self.session.ctx.phrases

@@ -36,6 +36,7 @@ import aiohttp
 from ..audio import pcm as pcmlib
 from ..audio.opus import OpusDecoder, OpusEncoder, OpusError
 from ..protocol.binary import decode_audio, encode_audio
+from ..protocol.close import CloseCode
 from ..protocol.messages import ProtocolError
 from .mcp import FirmwareMcpServer
 
@@ -343,7 +344,7 @@ class SimulatedDevice:
             await self._session.close()
         self._mark_closed(None)
 
-    async def close_gracefully(self, code: int = 1000) -> None:
+    async def close_gracefully(self, code: int = CloseCode.NORMAL) -> None:
         """Send a WebSocket close frame (stock firmware never does; useful for hub tests)."""
         if self._ws is not None and not self._ws.closed:
             await self._ws.close(code=code)

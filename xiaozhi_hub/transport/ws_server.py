@@ -26,8 +26,8 @@ from aiohttp import WSMsgType, web
 
 from ..protocol import codec
 from ..protocol.messages import Error
-from ..session.session import (CLOSE_AUTH, CLOSE_BLOCKED, CLOSE_NO_HELLO, CLOSE_POLICY, CLOSE_REPLACED,
-                               Session)
+from ..protocol.close import CloseCode
+from ..session.session import Session
 
 if TYPE_CHECKING:
     from ..context import HubContext
@@ -146,7 +146,7 @@ class WebSocketServer:
         previous = ctx.registry.add(session)
         if previous is not None:
             log.info("%s replaces %s", session, previous)
-            await previous.close(CLOSE_REPLACED, "replaced by a new connection")
+            await previous.close(CloseCode.REPLACED, "replaced by a new connection")
         session.spawn(ctx.devices.seen(device_id, client_id), "device-seen")
         self.connections.add(ws)
         metrics.gauges["sessions"] = len(ctx.registry)
@@ -161,12 +161,12 @@ class WebSocketServer:
 
     def _refuse(self, device_id: str, client_id: str, authorization: str | None) -> tuple[int, str, str] | None:
         if not device_id:
-            return CLOSE_AUTH, "missing_device_id", "Device-Id header (or device-id query parameter) is required"
+            return CloseCode.AUTH, "missing_device_id", "Device-Id header (or device-id query parameter) is required"
         if self.ctx.devices.is_blocked(device_id):
-            return CLOSE_BLOCKED, "blocked", "this device is blocked on the hub"
+            return CloseCode.BLOCKED, "blocked", "this device is blocked on the hub"
         result = self.ctx.auth.check(device_id, client_id, authorization)
         if not result.ok:
-            return CLOSE_AUTH, "auth_failed", f"authentication failed: {result.reason}"
+            return CloseCode.AUTH, "auth_failed", f"authentication failed: {result.reason}"
         return None
 
     async def _read_loop(self, session: Session, ws: web.WebSocketResponse) -> None:
@@ -179,7 +179,7 @@ class WebSocketServer:
             if session.hello is None:
                 timeout = hello_deadline - time.monotonic()
                 if timeout <= 0:
-                    await session.close(CLOSE_NO_HELLO, "no hello received")
+                    await session.close(CloseCode.NO_HELLO, "no hello received")
                     return
             try:
                 msg = await ws.receive(timeout=timeout)
@@ -196,7 +196,7 @@ class WebSocketServer:
             if allowed is None:
                 metrics.inc("floods")
                 log.warning("%s: flooding (>%d frames/s), closing", session, settings.server.max_frames_per_second)
-                await session.close(CLOSE_POLICY, "too many frames")
+                await session.close(CloseCode.POLICY, "too many frames")
                 return
             if not allowed:
                 metrics.inc("frames_dropped")
@@ -236,4 +236,4 @@ class WebSocketServer:
         if self._sweeper is not None:
             self._sweeper.cancel()
         sessions = list(self.ctx.registry)
-        await asyncio.gather(*(s.close(1001, "hub shutting down") for s in sessions), return_exceptions=True)
+        await asyncio.gather(*(s.close(CloseCode.GOING_AWAY, "hub shutting down") for s in sessions), return_exceptions=True)
