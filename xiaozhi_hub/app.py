@@ -42,10 +42,10 @@ from .net.http import create_http_app
 from .net.mdns import HubAdvertiser
 from .net.ota import OTAEndpoint
 from .pipeline.agent import create_agent
+from .pipeline.phrases import BUSY_TEXT, FILLER_TEXT, phrase
 from .pipeline.speaker import PhraseCache
 from .providers.base import ProviderError, Providers
 from .providers.registry import close_providers, create_providers
-from .session.turn import BUSY_TEXT, FILLER_TEXT, phrase
 from .settings import ConfigError, Settings, add_common_flags
 from .store.db import Database
 from .store.device_store import DeviceStore

@@ -58,7 +58,7 @@ async def mcp_ready(hub: Hub, dev: SimulatedDevice) -> None:
     assert hub.ctx is not None
     for _ in range(200):
         session = hub.ctx.registry.by_device(dev.device_id)
-        if session is not None and session.mcp is not None and session.mcp.ready.is_set():
+        if session is not None and session.link.mcp is not None and session.link.mcp.ready.is_set():
             return
         await asyncio.sleep(0.02)
     raise AssertionError("device MCP tools never arrived")

@@ -169,10 +169,10 @@ async def test_mcp_tools_are_listed_and_callable(start_hub):
     hub = await start_hub()
     async with SimulatedDevice(ws_url(hub)) as dev:
         session = hub.ctx.registry.by_device(dev.device_id)
-        await asyncio.wait_for(session.mcp.ready.wait(), 5)
-        names = [t.name for t in session.device_tools()]
+        await asyncio.wait_for(session.link.mcp.ready.wait(), 5)
+        names = [t.name for t in session.link.device_tools()]
         assert "self.get_device_status" in names and "self.audio_speaker.set_volume" in names
-        assert await session.call_device_tool("self.audio_speaker.set_volume", {"volume": 30}) == "true"
+        assert await session.link.call_device_tool("self.audio_speaker.set_volume", {"volume": 30}) == "true"
         assert dev.volume == 30
         # Every request the hub sent used a numeric id.
         assert dev.mcp_calls and all(isinstance(c.id, int) for c in dev.mcp_calls)

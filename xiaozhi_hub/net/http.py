@@ -29,7 +29,7 @@ def session_info(ctx: "HubContext") -> list[dict[str, Any]]:
             "device_id": s.device_id, "session_id": s.id, "state": s.state.value, "mode": s.mode.value,
             "protocol_version": s.protocol_version, "remote": s.conn.remote,
             "connected_seconds": round(now - s.connected_at, 1),
-            "mcp_tools": [t.name for t in s.device_tools()],
+            "mcp_tools": [t.name for t in s.link.device_tools()],
         })
     return out
 

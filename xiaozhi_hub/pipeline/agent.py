@@ -26,7 +26,7 @@ import contextlib
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 from ..memory.conversation import ConversationMemory
 from ..memory.store import DialogueStore
@@ -314,7 +314,7 @@ class Agent:
         return [ChatMessage("system", system), *self._volatile.get(device_id, ())]
 
     # ------------------------------------------------------------------ the turn
-    async def reply(self, link: DeviceLink, text: str, gate: asyncio.Event | None = None) -> AsyncIterator[str]:
+    async def reply(self, link: DeviceLink, text: str, gate: asyncio.Event | None = None) -> AsyncGenerator[str, None]:
         """Stream the spoken answer to ``text`` as text deltas.
 
         With a ``gate`` (a speculative answer, started before the user is known to have finished) the

@@ -1,9 +1,12 @@
-"""One device connection after the upgrade: the state machine, the handlers per message type, and
-the current Turn task.
+"""One device connection after the upgrade: the state machine, the microphone's utterances, the
+current Turn task, and what happens after a reply.
 
-Rules (DESIGN.md): control overtakes data — ``abort`` and ``listen`` are handled in the read loop at
-once; a Turn is one task and barge-in/abort cancel it (nothing polls a flag); every ``abort`` is
-answered with ``tts stop`` and no audio frame follows it.
+Rules (docs/design.md): control overtakes data — ``abort`` and ``listen`` are handled in the read loop
+at once (:mod:`.handlers` maps each message onto a session operation); a Turn is one task and
+barge-in/abort cancel it (nothing polls a flag); every ``abort`` is answered with ``tts stop`` and no
+audio frame follows it. The turn itself is orchestrated in :mod:`.turn` with the reply machinery of
+:mod:`xiaozhi_hub.pipeline`; the agent sees the device through :class:`.link.SessionLink`. After every
+reply one rule applies, :meth:`Session.after_reply`.
 """
 
 from __future__ import annotations
@@ -14,30 +17,27 @@ import contextlib
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Protocol, Sequence
 
 from ..audio.opus import OpusDecoder, OpusError
-from ..protocol import binary, codec, mcp
-from ..protocol.close import CloseCode
-from ..protocol.messages import (Abort, AudioParams, DeviceGoodbye, DeviceHello, DeviceMcp, Direction,
-                                 Error, IotCommand, IotUpdate, Listen, ListenMode, ListenState, Message,
-                                 Ping, Pong, ProtocolError, ServerHello, Stt, Tts, TtsState)
+from ..pipeline.reply import speak_reply
 from ..pipeline.sentences import same_words
+from ..pipeline.speculation import SpeculationSlot
+from ..protocol import binary, codec
+from ..protocol.close import CloseCode
+from ..protocol.messages import (AudioParams, DeviceHello, Error, ListenMode, Message, ProtocolError, ServerHello,
+                                 Stt, Tts, TtsState)
 from ..providers.base import Transcript, VADEvent
-from .mcp_client import McpCallError, McpClient
+from .handlers import handle_text
+from .link import SessionLink
 from .state import SessionState, check_transition
+from .turn import run_text_turn, run_turn, say_goodbye
 from .utterance import Utterance
 
 if TYPE_CHECKING:
     from ..context import HubContext
-    from .turn import Speculation
 
 log = logging.getLogger(__name__)
-
-
-def is_wake_word(text: str, wake_words: Sequence[str]) -> bool:
-    """Whether ``listen detect`` text names a wake word (case, spaces and punctuation ignored)."""
-    return any(same_words(text, w) for w in wake_words)
 
 S = SessionState
 
@@ -45,6 +45,11 @@ S = SessionState
 # (branch house-net); remove them then.
 CLOSE_AUTH = CloseCode.AUTH
 CLOSE_BLOCKED = CloseCode.BLOCKED
+
+
+def is_wake_word(text: str, wake_words: Sequence[str]) -> bool:
+    """Whether ``listen detect`` text names a wake word (case, spaces and punctuation ignored)."""
+    return any(same_words(text, w) for w in wake_words)
 
 
 class Connection(Protocol):
@@ -71,17 +76,14 @@ class Session:
         self.state = S.CONNECTED
         self.mode = ListenMode.AUTO
         self.hello: DeviceHello | None = None
-        self.mcp: McpClient | None = None
-        self.iot_descriptors: dict[str, Mapping[str, Any]] = {}
-        self.iot_states: dict[str, dict[str, Any]] = {}
+        self.link = SessionLink(self.id, device_id, self.send)
         self.utterance: Utterance | None = None
+        self.speculation = SpeculationSlot(self, self.link, self.spawn)   # an answer started on a draft
         self.turn: asyncio.Task[None] | None = None
-        self.speculation: "Speculation | None" = None   # an answer started on a draft transcript
         self.connected_at = time.monotonic()
         self.last_voice = self.connected_at          # idle timeout is measured from here
         self._decoder: OpusDecoder | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._end_after_reply = False
         self._warned_binary = False
         self.closed = asyncio.Event()
         self.frames_in = 0
@@ -123,19 +125,7 @@ class Session:
 
     # ------------------------------------------------------------------ inbound
     async def handle_text(self, text: str) -> None:
-        try:
-            msg = codec.decode(text, Direction.FROM_DEVICE)
-        except ProtocolError as err:
-            log.info("%s: bad message (%s)", self, err)
-            self.ctx.metrics.inc("bad_messages")
-            await self.send_error(err.kind, err.detail)
-            return
-        if self.state is S.CONNECTED and not isinstance(msg, DeviceHello):
-            await self.send_error("hello_required", f"send hello before {msg.TYPE}")
-            return
-        handler = self._handlers.get(type(msg))
-        if handler is not None:
-            await handler(self, msg)
+        await handle_text(self, text)
 
     async def handle_binary(self, data: bytes) -> None:
         if self.state is S.CONNECTED:
@@ -166,7 +156,7 @@ class Session:
         if VADEvent.SPEECH_START in events:
             self.last_voice = time.monotonic()
         if utt.ended:
-            self._start_turn_from_utterance(utt)
+            await self._start_turn_from_utterance(utt)
 
     async def _realtime_barge_in(self, pcm: bytes) -> None:
         """Realtime mode keeps the microphone on while speaking: voice means barge-in."""
@@ -183,10 +173,11 @@ class Session:
             self.set_state(S.LISTENING)
             self.utterance = utt
             if utt.ended:
-                self._start_turn_from_utterance(utt)
+                await self._start_turn_from_utterance(utt)
 
-    # -- handlers per message type
-    async def _on_hello(self, msg: DeviceHello) -> None:
+    # ------------------------------------------------------------------ what the device asks for
+    async def greet(self, msg: DeviceHello) -> None:
+        """The device hello: answer with the server hello; the device is idle (connected) from here."""
         if self.state is not S.CONNECTED:
             log.info("%s: repeated hello ignored", self)
             return
@@ -199,151 +190,95 @@ class Session:
                             audio_params=AudioParams("opus", audio.downlink_sample_rate, 1, audio.frame_duration_ms))
         await self.send(reply)
         self.set_state(S.IDLE)
-        self.ctx.agent.timers.wake()  # timers that fell due while this device was away are announced now
+        timers = self.ctx.agent.timers
+        if timers is not None:
+            timers.wake()  # timers that fell due while this device was away are announced now
         if msg.mcp and self.ctx.settings.session.mcp_enabled:
-            self.mcp = McpClient(self._send_mcp, self.ctx.settings.session.mcp_call_timeout)
-            self.spawn(self.mcp.start(), "mcp-init")
+            self.spawn(self.link.open_mcp(self.ctx.settings.session.mcp_call_timeout).start(), "mcp-init")
 
-    async def _send_mcp(self, message: Message) -> None:
-        await self.send(message)
+    async def start_listening(self, mode: ListenMode | None) -> None:
+        """``listen start``: a new utterance; while the hub is still answering, that is barge-in."""
+        if mode is not None:
+            self.mode = mode
+        if self.busy:
+            await self._cancel_turn()
+            await self.send(Tts(TtsState.STOP, session_id=self.id))
+        await self._drop_utterance()
+        self.set_state(S.LISTENING)
+        self.utterance = self._new_utterance()
+        if self.mode is ListenMode.MANUAL:
+            self.last_voice = time.monotonic()  # push-to-talk: the button press is the voice
 
-    async def _on_listen(self, msg: Listen) -> None:
-        if msg.state is ListenState.START:
-            if msg.mode is not None:
-                self.mode = msg.mode
-            if self.busy:
-                # A new utterance while the hub is still answering: barge-in.
-                await self._cancel_turn()
-                await self.send(Tts(TtsState.STOP, session_id=self.id))
-            await self._drop_utterance()
-            self.set_state(S.LISTENING)
+    async def stop_listening(self) -> None:
+        """``listen stop``: the end of speech (push-to-talk released)."""
+        utt = self.utterance
+        if self.state is S.LISTENING and utt is not None:
+            utt.end()
+            await self._start_turn_from_utterance(utt)
+        elif not self.busy:
+            self.set_state(S.IDLE)
+
+    async def detected(self, text: str) -> None:
+        """``listen detect``: a wake word, or (any other text) a typed question answered like speech."""
+        self.last_voice = time.monotonic()
+        await self._drop_utterance()
+        question = text.strip()
+        if question and not is_wake_word(question, self.ctx.settings.session.wake_words):
+            await self._start_text_turn(question)   # test clients and apps send text this way
+        elif self.state is S.LISTENING:
+            # Wake word: the audio so far was the wake word itself; start clean.
             self.utterance = self._new_utterance()
-            if self.mode is ListenMode.MANUAL:
-                self.last_voice = time.monotonic()  # push-to-talk: the button press is the voice
-        elif msg.state is ListenState.STOP:
-            utt = self.utterance
-            if self.state is S.LISTENING and utt is not None:
-                utt.end()
-                self._start_turn_from_utterance(utt)
-            elif not self.busy:
-                self.set_state(S.IDLE)
-        elif msg.state is ListenState.DETECT:
-            self.last_voice = time.monotonic()
-            await self._drop_utterance()
-            question = (msg.text or "").strip()
-            if question and not is_wake_word(question, self.ctx.settings.session.wake_words):
-                # Not a wake word: a typed question (test clients and apps send text this way),
-                # answered like speech.
-                await self._start_text_turn(question)
-            elif self.state is S.LISTENING:
-                # Wake word: the audio so far was the wake word itself; start clean.
-                self.utterance = self._new_utterance()
 
-    async def _on_abort(self, msg: Abort) -> None:
-        await self.abort(msg.reason or "device")
-
-    async def _on_mcp(self, msg: DeviceMcp) -> None:
-        if self.mcp is not None:
-            self.mcp.on_payload(msg.payload)
-
-    async def _on_iot(self, msg: IotUpdate) -> None:
-        for d in msg.descriptors:
-            self.iot_descriptors[str(d["name"])] = d
-        for s in msg.states:
-            state = s.get("state")
-            if isinstance(state, Mapping):
-                self.iot_states.setdefault(str(s["name"]), {}).update(state)
-
-    async def _on_goodbye(self, msg: DeviceGoodbye) -> None:
-        await self.close(CloseCode.NORMAL, "goodbye")
-
-    async def _on_ping(self, msg: Ping) -> None:
-        await self.send(Pong(time.strftime("%Y-%m-%d %H:%M:%S"), session_id=self.id))
-
-    _handlers: dict[type, Callable[["Session", Any], Awaitable[None]]] = {
-        DeviceHello: _on_hello, Listen: _on_listen, Abort: _on_abort, DeviceMcp: _on_mcp,
-        IotUpdate: _on_iot, DeviceGoodbye: _on_goodbye, Ping: _on_ping,
-    }
-
-    # ------------------------------------------------------------------ turns
+    # ------------------------------------------------------------------ utterances
     def _new_utterance(self) -> Utterance:
         p = self.ctx.providers
         use_vad = self.mode is not ListenMode.MANUAL
         show = self.ctx.settings.asr.show_partials and p.asr.streaming
-        return Utterance(self.ctx.settings, p.vad, p.asr, use_vad,
-                         on_partial=(lambda t: self.spawn(self.send(Stt(t.text, session_id=self.id)), "partial"))
-                         if show else None,
-                         on_draft=self._speculate, on_resume=self._unspeculate)
+        return Utterance(self.ctx.settings, p.vad, p.asr, use_vad, on_partial=self._send_partial if show else None,
+                         on_draft=self._speculate, on_resume=self.speculation.withdraw)
 
-    # -- speculation: the answer starts on a draft transcript during the trailing silence
+    def _send_partial(self, partial: Transcript) -> None:
+        self.spawn(self.send(Stt(partial.text, session_id=self.id)), "partial")
+
     def _speculate(self, draft: Transcript) -> None:
-        if self.state is not S.LISTENING:
-            return
-        lim = self.ctx.compute.limit("llm")
-        if lim.active >= lim.limit or lim.waiting:
-            return   # a guess starts only on an idle LLM: it must not queue ahead of another device's turn
-        from .turn import Speculation  # local import: turn imports the pipeline
-
-        self._unspeculate()
-        self.speculation = Speculation(self, draft.text)
-        self.ctx.metrics.inc("speculations")
-
-    def _withdraw_speculation(self) -> "Speculation | None":
-        spec, self.speculation = self.speculation, None
-        if spec is not None:
-            self.ctx.metrics.inc("speculation_misses")
-        return spec
-
-    def _unspeculate(self) -> None:
-        spec = self._withdraw_speculation()
-        if spec is not None:
-            self.spawn(spec.discard(), "speculation-discard")
+        """A draft transcript during the trailing silence: start answering it (pipeline.speculation)."""
+        if self.state is S.LISTENING:
+            self.speculation.start(draft.text)
 
     async def _drop_utterance(self) -> None:
         utt, self.utterance = self.utterance, None
-        spec = self._withdraw_speculation()
-        if spec is not None:
-            await spec.discard()
+        await self.speculation.drop()
         if utt is not None:
             await utt.close()
 
-    def _start_turn_from_utterance(self, utt: Utterance) -> None:
+    async def _start_turn_from_utterance(self, utt: Utterance) -> None:
         self.utterance = None
         if not utt.heard_speech:
-            self._unspeculate()
             # Nothing worth answering (a click, or listen stop right after start).
+            self.speculation.withdraw()
             self.spawn(utt.close(), "utterance-close")
-            if self.mode is ListenMode.MANUAL:
-                self.set_state(S.IDLE)
-            else:
-                self.utterance = self._new_utterance()
+            await self.after_reply()
             return
-        from .turn import run_turn  # local import: turn imports the pipeline
-
-        speculation, self.speculation = self.speculation, None
         self.set_state(S.THINKING)
-        self.turn = self.spawn(run_turn(self, utt, speculation), "turn")
+        self.turn = self.spawn(run_turn(self, utt, self.speculation.take()), "turn")
 
+    # ------------------------------------------------------------------ turns
     def close_idle(self) -> None:
         """Idle too long: say goodbye, then close (4008). The goodbye counts as a turn, so the
         sweeper does not ask twice."""
-        from .turn import say_goodbye  # local import: turn imports the pipeline
-
         self.turn = self.spawn(say_goodbye(self), "idle-close")
 
     async def _start_text_turn(self, text: str) -> None:
-        from .turn import run_text_turn  # local import: turn imports the pipeline
-
         if self.busy or self.state is S.SPEAKING:
             await self.abort("question")                 # a new question interrupts the answer
             await self._drop_utterance()
+            if self.state is S.CLOSED:                   # the answer was the end of the conversation
+                return
         self.set_state(S.THINKING)
         self.turn = self.spawn(run_text_turn(self, text), "turn")
 
     def start_reply(self, deltas: AsyncIterator[str], user_text: str | None = None) -> asyncio.Task[None]:
         """Speak a reply that does not come from the microphone (announcements, MQTT "say")."""
-        from .turn import speak_reply
-
         async def run() -> None:
             await self._cancel_turn()
             await speak_reply(self, deltas)
@@ -356,8 +291,9 @@ class Session:
         if task is None or task.done() or task is asyncio.current_task():
             return
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(asyncio.shield(task), timeout=1.0)
+        # Wait (briefly) until it has stopped sending; asyncio.wait neither raises the turn's own
+        # CancelledError nor swallows a cancellation of this task (asyncio.wait_for can, on 3.11).
+        await asyncio.wait({task}, timeout=1.0)
 
     async def abort(self, reason: str) -> None:
         """Stop speaking now: cancel the turn, then always answer ``tts stop``."""
@@ -365,30 +301,36 @@ class Session:
         await self._cancel_turn()
         await self.send(Tts(TtsState.STOP, session_id=self.id))
         if self.state in (S.SPEAKING, S.THINKING):
-            self.set_state(S.IDLE if self.mode is ListenMode.MANUAL else S.LISTENING)
-            if self.state is S.LISTENING and self.utterance is None:
+            await self.after_reply()
+
+    # -- what the reply machinery tells the session (pipeline.reply.ReplyChannel)
+    def reply_started(self) -> None:
+        if self.state is not S.SPEAKING:
+            self.set_state(S.SPEAKING)
+
+    async def reply_finished(self) -> None:
+        self.last_voice = time.monotonic()  # the idle timeout counts from the end of the answer
+        await self.after_reply()
+
+    async def after_reply(self) -> None:
+        """The rule after a reply (spoken, aborted, or nothing to answer): close the channel when the
+        conversation was ended, else listen again (auto, realtime) or go idle (manual)."""
+        if self.state is S.CLOSED:
+            return
+        if self.link.end_requested:
+            await self.close(CloseCode.NORMAL, "conversation ended")
+        elif self.mode is ListenMode.MANUAL:
+            self.set_state(S.IDLE)
+        else:
+            self.set_state(S.LISTENING)
+            if self.utterance is None:
                 self.utterance = self._new_utterance()
-
-    def end_conversation(self) -> None:
-        self._end_after_reply = True
-
-    # -- DeviceLink for the agent
-    def device_tools(self) -> Sequence[mcp.McpTool]:
-        return self.mcp.tools if self.mcp is not None else ()
-
-    async def call_device_tool(self, name: str, arguments: Mapping[str, Any]) -> str:
-        if self.mcp is None:
-            raise McpCallError("device has no MCP")
-        return await self.mcp.call_tool(name, arguments)
-
-    async def send_iot_command(self, commands: Sequence[Mapping[str, Any]]) -> None:
-        await self.send(IotCommand(tuple(commands), session_id=self.id))
 
     # ------------------------------------------------------------------ lifecycle
     async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         if self.state is S.CLOSED:
             return
-        self.state = S.CLOSED
+        self.set_state(S.CLOSED)
         # The close frame goes out first, so in-flight work being cancelled cannot pre-empt the code;
         # waiting for the device's close reply (it may never send one) overlaps the cleanup.
         closing = asyncio.ensure_future(self.conn.close(code, reason))
@@ -399,12 +341,11 @@ class Session:
     async def on_disconnect(self) -> None:
         """The socket is gone (device dropped TCP, or we closed it)."""
         if self.state is not S.CLOSED:
-            self.state = S.CLOSED
+            self.set_state(S.CLOSED)
             await self._cleanup()
 
     async def _cleanup(self) -> None:
-        if self.mcp is not None:
-            self.mcp.cancel_all()
+        self.link.close()
         turn, self.turn = self.turn, None
         tasks = [t for t in (*self._tasks, turn) if t is not None and not t.done() and t is not asyncio.current_task()]
         for t in tasks:

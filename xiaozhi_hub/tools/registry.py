@@ -34,13 +34,19 @@ log = logging.getLogger(__name__)
 class DeviceLink(Protocol):
     """The narrow view of one connected device that the agent and its tools may use.
 
-    :class:`xiaozhi_hub.session.session.Session` implements it; tests use small fakes.
+    :class:`xiaozhi_hub.session.link.SessionLink` implements it (one per session); tests use small fakes.
     """
 
     device_id: str
     session_id: str
-    iot_descriptors: Mapping[str, Mapping[str, Any]]
-    iot_states: Mapping[str, Mapping[str, Any]]
+
+    @property
+    def iot_descriptors(self) -> Mapping[str, Mapping[str, Any]]:
+        """Legacy IoT things the device described, by name (read-only for the agent)."""
+
+    @property
+    def iot_states(self) -> Mapping[str, Mapping[str, Any]]:
+        """The last state each IoT thing reported, by name (read-only for the agent)."""
 
     def device_tools(self) -> Sequence[mcp.McpTool]: ...
 
