@@ -56,7 +56,10 @@ class _FairLimit:
             if timeout is None:
                 await fut
             else:
-                await asyncio.wait_for(asyncio.shield(fut), timeout)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can return the slot granted at
+                # the last moment and lose a cancellation (abort) that arrived with it.
+                async with asyncio.timeout(timeout):
+                    await asyncio.shield(fut)
         except (TimeoutError, asyncio.CancelledError):
             if fut.done() and not fut.cancelled():
                 # We were granted the slot at the last moment: hand it on.

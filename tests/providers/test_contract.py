@@ -171,6 +171,20 @@ async def test_vad_streams_are_independent_and_resettable(vad, speech) -> None:
     assert a.feed(pcm.silence(2000, 16000)) == []
 
 
+async def test_vad_stream_counts_the_trailing_silence_inside_speech(vad, speech) -> None:
+    # quiet_ms is what the utterance asks for a draft by: 0 outside speech, growing in a pause.
+    _, provider = vad
+    stream = provider.open_stream()
+    assert stream.feed(pcm.silence(600, 16000)) == [] and stream.quiet_ms == 0
+    events = [e for f in pcm.frames(speech.pcm, 16000, 60) for e in stream.feed(f)]
+    assert events == [VADEvent.SPEECH_START]
+    before = stream.quiet_ms
+    assert stream.feed(pcm.silence(240, 16000)) == []
+    assert stream.quiet_ms >= before + 180
+    assert stream.feed(pcm.silence(2000, 16000)) == [VADEvent.SPEECH_END]
+    assert stream.quiet_ms == 0
+
+
 # ---------------------------------------------------------------------------- ASR
 
 
@@ -217,6 +231,27 @@ async def test_asr_close_is_idempotent_and_works_without_finish(asr, speech) -> 
     await stream.feed(speech.pcm[:9600])
     await stream.close()                      # a cancelled turn closes without finishing
     await stream.close()
+
+
+async def test_asr_draft_is_none_or_a_partial_and_finish_still_covers_everything(asr, speech) -> None:
+    # draft() is what a speculative answer starts on; audio after it continues the utterance.
+    case, provider = asr
+    stream = provider.open_stream()
+    try:
+        frames = list(pcm.frames(utterance(speech), 16000, 60))
+        half = len(frames) // 2
+        for frame in frames[:half]:
+            await stream.feed(frame)
+        draft = await stream.draft()
+        assert draft is None or (isinstance(draft, Transcript) and not draft.final)
+        for frame in frames[half:]:
+            await stream.feed(frame)
+        final = await stream.finish()
+        assert final.final
+        if case.hears and (speech.real or not case.real):
+            assert all(w in final.text.lower() for w in case.hears), final.text
+    finally:
+        await stream.close()
 
 
 async def test_asr_concurrent_streams_do_not_mix(asr, speech) -> None:

@@ -399,11 +399,9 @@ class LlamaCppLLM:
                 stop.set()
                 if not worker.done():
                     # Keep the slot until the thread has really stopped, so the next generation
-                    # never runs concurrently on the same model.
-                    try:
-                        await asyncio.wait_for(asyncio.shield(worker), timeout=30)
-                    except (TimeoutError, asyncio.CancelledError, Exception):
-                        pass
+                    # never runs concurrently on the same model (asyncio.wait raises nothing of the
+                    # worker's and, unlike wait_for, never swallows a cancellation of this task).
+                    await asyncio.wait({worker}, timeout=30)
                 if worker.done() and not worker.cancelled():
                     worker.exception()   # retrieved: no "exception was never retrieved" noise
 

@@ -93,7 +93,7 @@ class Utterance:
         return events
 
     def _check_draft(self) -> None:
-        quiet = getattr(self.vad_stream, "quiet_ms", 0)
+        quiet = self.vad_stream.quiet_ms if self.vad_stream is not None else 0
         if not self._draft_asked and quiet >= self._draft_after:
             self._draft_asked = True
             self._enqueue(_DRAFT)
@@ -142,8 +142,7 @@ class Utterance:
     async def _take_draft(self) -> None:
         if not self._draft_asked or self.ended or self.on_draft is None:
             return      # withdrawn (speech resumed) or too late (the utterance already ended)
-        draft = getattr(self.asr_stream, "draft", None)
-        transcript = await draft() if draft is not None else None
+        transcript = await self.asr_stream.draft()
         if transcript is not None and transcript.text.strip() and self._draft_asked and not self.ended:
             self.on_draft(transcript)
 

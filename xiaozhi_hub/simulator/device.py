@@ -300,10 +300,11 @@ class SimulatedDevice:
         self.closed_at, self.close_code, self.close_reason = None, None, ""
         self._session = aiohttp.ClientSession(skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"))
         try:
-            self._ws = await asyncio.wait_for(self._session.ws_connect(
-                self.url, headers=self.handshake_headers(), autoping=True, heartbeat=None,
-                compress=0, protocols=(), timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
-                max_msg_size=0), HANDSHAKE_TIMEOUT)
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                self._ws = await self._session.ws_connect(
+                    self.url, headers=self.handshake_headers(), autoping=True, heartbeat=None,
+                    compress=0, protocols=(), timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0),
+                    max_msg_size=0)
         except (TimeoutError, aiohttp.ClientError, OSError) as err:
             await self._session.close()
             self.state = DeviceState.IDLE
@@ -316,7 +317,8 @@ class SimulatedDevice:
                               "audio_params": {"format": "opus", "sample_rate": UPLINK_RATE, "channels": 1,
                                                "frame_duration": UPLINK_FRAME_MS}})
         try:
-            hello = await asyncio.wait_for(asyncio.shield(self._hello), self.hello_timeout)
+            async with asyncio.timeout(self.hello_timeout):
+                hello = await asyncio.shield(self._hello)
         except TimeoutError:
             await self.close()
             raise HelloTimeout(f"no valid server hello within {self.hello_timeout:g} s") from None
@@ -455,14 +457,13 @@ class SimulatedDevice:
         Re-checked on every message, audio frame, state change or close, and at least every 50 ms so
         conditions on outside state (the hub's counters) work too.
         """
-        async def _wait() -> None:
-            async with self._changed:
-                while not condition():
-                    if self.closed:
-                        raise DeviceClosed(f"connection closed (code {self.close_code}) while waiting")
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._changed.wait(), POLL_INTERVAL)
-        await asyncio.wait_for(_wait(), timeout)
+        async with asyncio.timeout(timeout), self._changed:
+            while not condition():
+                if self.closed:
+                    raise DeviceClosed(f"connection closed (code {self.close_code}) while waiting")
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(POLL_INTERVAL):
+                        await self._changed.wait()
 
     async def wait_for(self, match: MessageMatch, timeout: float = 10.0, *, since: int | None = None,
                        **fields: Any) -> ReceivedMessage:
@@ -503,7 +504,8 @@ class SimulatedDevice:
         manual: ``listen stop`` after the clip. Returns the turn's record (also in ``turns``).
         """
         if self._relisten is not None and not self._relisten.done():
-            await asyncio.wait_for(asyncio.shield(self._relisten), timeout)  # playback drains first
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._relisten)  # playback drains first
         turn = self.turn
         reusable = (turn is not None and self.state == DeviceState.LISTENING and turn.mode == mode
                     and turn.frames_sent == 0 and turn.tts_start_at is None)
