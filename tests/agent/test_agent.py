@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from xiaozhi_hub.pipeline.agent import Agent, device_tool_specs
+from xiaozhi_hub.pipeline.agent import Agent
+from xiaozhi_hub.pipeline.device_tools import device_tool_specs
 from xiaozhi_hub.protocol import mcp
 from xiaozhi_hub.providers.base import ChatMessage, TextDelta
 from xiaozhi_hub.providers.fake import FakeLLM
@@ -274,13 +275,13 @@ async def test_a_gated_reply_generates_but_stores_and_calls_nothing_until_the_ga
     task = asyncio.create_task(run())
     await asyncio.sleep(0.05)
     # The LLM asked for the tool at once: the reply waits at the gate, having done nothing.
-    assert not task.done() and link.calls == [] and await agent._context(link.device_id) == \
+    assert not task.done() and link.calls == [] and await agent.dialogue.messages(link.device_id) == \
         [ChatMessage("system", agent.settings.llm.system_prompt)]
     gate.set()
     await task
     assert link.calls == [("self.audio_speaker.set_volume", {"volume": 30})]
     assert "".join(out) == "Done, volume is thirty."
-    history = [(m.role, m.content) for m in await agent._context(link.device_id)][1:]
+    history = [(m.role, m.content) for m in await agent.dialogue.messages(link.device_id)][1:]
     assert history == [("user", "make it thirty"), ("assistant", "Done, volume is thirty.")]
 
 
@@ -295,7 +296,7 @@ async def test_a_gated_reply_closed_before_the_gate_opens_leaves_no_trace():
     # ...but the reply is discarded: nothing reaches the conversation.
     await reply.aclose()
     await asyncio.sleep(0)
-    assert await agent._context(link.device_id) == [ChatMessage("system", agent.settings.llm.system_prompt)]
+    assert await agent.dialogue.messages(link.device_id) == [ChatMessage("system", agent.settings.llm.system_prompt)]
     assert link.calls == []
 
 

@@ -253,11 +253,15 @@ async def test_a_new_turn_stops_a_running_llm_summary_and_it_resumes_afterwards(
 
 
 class PrefillingLLM(ScriptedLLM):
-    """Records the prompts the agent asks it to pre-evaluate (llama.cpp's prefix cache)."""
+    """Records the prompts the agent asks it to pre-evaluate (llama.cpp's prefix cache); like
+    llama.cpp it is a PromptCacheLLM (warm_up and prefill)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.prefilled: list[tuple[list[tuple[str, str]], bool]] = []
+
+    async def warm_up(self, tools=(), system=None) -> None:
+        pass
 
     async def prefill(self, messages, tools=(), only_if_idle=False) -> None:
         self.prefilled.append(([(m.role, m.content) for m in messages], only_if_idle))
@@ -278,7 +282,7 @@ async def test_after_a_summary_folds_messages_the_next_prompt_is_prefilled(tmp_p
     prompt, only_if_idle = llm.prefilled[0]
     assert only_if_idle                          # never queue ahead of a device's turn
     # Exactly what the next turn's prompt will start with: system, the new summary, the window.
-    assert prompt == [(m.role, m.content) for m in await agent._context(link.device_id)]
+    assert prompt == [(m.role, m.content) for m in await agent.dialogue.messages(link.device_id)]
     assert prompt[1][0] == "system" and prompt[1][1].startswith(SUMMARY_HEADER)
     assert prompt[-1] == ("assistant", "Okay.")
     await collect(agent.reply(link, "question 3"))

@@ -20,3 +20,7 @@ PHRASES_ZH = {BUSY_TEXT: "抱歉，我现在有点忙，请稍后再问我。", 
 def phrase(settings: Settings, text: str) -> str:
     """A fixed phrase in the hub's language (English unless the ASR language is Chinese)."""
     return PHRASES_ZH.get(text, text) if settings.asr.language.lower().startswith("zh") else text
+
+# The agent's short confirmations after a tool, by the language of the user's words.
+DONE = {"en": "Done.", "zh": "好了。"}
+FAILED = {"en": "Sorry, I couldn't do that.", "zh": "抱歉，我没能做到。"}

@@ -135,6 +135,19 @@ class LLM(Protocol):
         """Stream the reply: text deltas and, when the model calls tools, ToolCall events."""
 
 
+@runtime_checkable
+class PromptCacheLLM(Protocol):
+    """An LLM that keeps a prompt prefix cache (llama.cpp in process) and lets the agent fill it
+    ahead of time; other LLMs simply lack these two methods."""
+
+    async def warm_up(self, tools: Sequence[ToolSpec] = (), system: str | None = None) -> None:
+        """Evaluate the system prompt and the tools once, before the first turn."""
+
+    async def prefill(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = (),
+                      only_if_idle: bool = False) -> None:
+        """Evaluate ``messages`` now, so the next generation starting with them finds them cached."""
+
+
 # ---------------------------------------------------------------------------- TTS
 
 
