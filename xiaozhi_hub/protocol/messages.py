@@ -1,136 +1,21 @@
-"""Typed JSON messages of the device protocol (PROTOCOL.md sections 2 and 4), both directions.
+"""Typed JSON messages of the device protocol (docs/protocol.md), both directions.
 
 Every message is a frozen dataclass with a wire ``TYPE``, a ``DIRECTION`` (who sends it),
 ``to_wire()`` returning the JSON object and ``from_wire(obj)`` building it back (raising
-:class:`ProtocolError` on bad fields). The codec in :mod:`.codec` is the only place that turns
-text into these and back. Field names and required fields follow what stock firmware parses:
-e.g. the server hello always carries ``transport``, ``tts`` always carries ``state`` and ``alert``
-carries all three strings.
+:class:`ProtocolError` on bad fields). Plain messages use the generic codec of :class:`Message`
+(:mod:`.base`); the hello, audio parameters and IoT messages read their nested fields themselves.
+The codec in :mod:`.codec` is the only place that turns text into these and back. Field names and
+required fields follow what stock firmware parses: e.g. the server hello always carries
+``transport``, ``tts`` always carries ``state`` and ``alert`` carries all three strings.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
-
-class ProtocolError(ValueError):
-    """A frame that does not follow the protocol. ``kind`` is a short machine-readable reason."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(f"{kind}: {detail}")
-        self.kind = kind
-        self.detail = detail
-
-
-class Direction(enum.Enum):
-    FROM_DEVICE = "from_device"
-    TO_DEVICE = "to_device"
-
-
-class ListenState(str, enum.Enum):
-    START = "start"
-    STOP = "stop"
-    DETECT = "detect"
-
-
-class ListenMode(str, enum.Enum):
-    AUTO = "auto"
-    MANUAL = "manual"
-    REALTIME = "realtime"
-
-
-class TtsState(str, enum.Enum):
-    START = "start"
-    STOP = "stop"
-    SENTENCE_START = "sentence_start"
-    SENTENCE_END = "sentence_end"
-
-
-# ---------------------------------------------------------------------------- field helpers
-
-def _req(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], msg_type: str) -> Any:
-    if key not in obj:
-        raise ProtocolError("missing_field", f"{msg_type}.{key} is required")
-    return _typed(obj[key], key, kind, msg_type)
-
-
-def _opt(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], msg_type: str, default: Any = None) -> Any:
-    if key not in obj or obj[key] is None:
-        return default
-    return _typed(obj[key], key, kind, msg_type)
-
-
-def _typed(value: Any, key: str, kind: type | tuple[type, ...], msg_type: str) -> Any:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if bool not in kinds and isinstance(value, bool) and (int in kinds or float in kinds):
-        raise ProtocolError("bad_field", f"{msg_type}.{key} must be a number, not a boolean")
-    if not isinstance(value, kinds):
-        names = "/".join(k.__name__ for k in kinds)
-        raise ProtocolError("bad_field", f"{msg_type}.{key} must be {names}")
-    return value
-
-
-def _enum(value: Any, enum_cls: type[enum.Enum], key: str, msg_type: str) -> Any:
-    try:
-        return enum_cls(value)
-    except ValueError:
-        allowed = ", ".join(e.value for e in enum_cls)  # type: ignore[attr-defined]
-        raise ProtocolError("bad_field", f"{msg_type}.{key} must be one of {allowed}") from None
-
-
-def _with_session(d: dict[str, Any], session_id: str | None) -> dict[str, Any]:
-    if session_id is not None:
-        return {"session_id": session_id, **d}
-    return d
-
-
-# ---------------------------------------------------------------------------- base
-
-
-# Field annotations the generic codec understands: annotation -> (JSON type, enum to convert to).
-_PLAIN_FIELDS: dict[str, tuple[type, type[enum.Enum] | None]] = {
-    "str": (str, None), "str | None": (str, None), "Mapping[str, Any]": (dict, None),
-    "TtsState": (str, TtsState), "ListenState": (str, ListenState), "ListenMode | None": (str, ListenMode),
-}
-
-
-@dataclass(frozen=True)
-class Message:
-    """Base of every message. Messages whose fields are plain strings, objects and enums use the
-    generic codec below (field name = JSON key, required = no default, ``session_id`` first on the
-    wire as the firmware writes it); messages with nested or validated fields override both methods."""
-
-    TYPE: ClassVar[str] = ""
-    DIRECTION: ClassVar[Direction]
-
-    def to_wire(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": self.TYPE}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "session_id" or value is None:
-                continue
-            if isinstance(value, enum.Enum):
-                value = value.value
-            elif isinstance(value, Mapping):
-                value = dict(value)
-            d[f.name] = value
-        return _with_session(d, getattr(self, "session_id", None))
-
-    @classmethod
-    def from_wire(cls, obj: Mapping[str, Any]) -> "Message":
-        kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            kind, enum_cls = _PLAIN_FIELDS[str(f.type)]
-            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            value = _req(obj, f.name, kind, cls.TYPE) if required else _opt(obj, f.name, kind, cls.TYPE)
-            if enum_cls is not None and value is not None:
-                value = _enum(value, enum_cls, f.name, cls.TYPE)
-            kwargs[f.name] = value
-        return cls(**kwargs)
-
+from .base import (Direction, ListenMode, ListenState, Message, ProtocolError, TtsState, optional, required,
+                   with_session)
 
 @dataclass(frozen=True)
 class AudioParams:
@@ -148,10 +33,10 @@ class AudioParams:
         if not isinstance(obj, Mapping):
             raise ProtocolError("bad_field", f"{msg_type}.audio_params must be an object")
         return cls(
-            format=_opt(obj, "format", str, msg_type, "opus"),
-            sample_rate=_opt(obj, "sample_rate", int, msg_type, 16000),
-            channels=_opt(obj, "channels", int, msg_type, 1),
-            frame_duration=_opt(obj, "frame_duration", int, msg_type, 60),
+            format=optional(obj, "format", str, msg_type, "opus"),
+            sample_rate=optional(obj, "sample_rate", int, msg_type, 16000),
+            channels=optional(obj, "channels", int, msg_type, 1),
+            frame_duration=optional(obj, "frame_duration", int, msg_type, 60),
         )
 
 
@@ -189,13 +74,13 @@ class DeviceHello(Message):
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "DeviceHello":
         t = "hello"
-        features = _opt(obj, "features", dict, t, {})
+        features = optional(obj, "features", dict, t, {})
         audio = AudioParams.from_wire(obj["audio_params"], t) if "audio_params" in obj else AudioParams()
-        version = _opt(obj, "version", int, t, 1)
+        version = optional(obj, "version", int, t, 1)
         if version not in (1, 2, 3):
             raise ProtocolError("bad_field", "hello.version must be 1, 2 or 3")
-        return cls(version=version, transport=_opt(obj, "transport", str, t, "websocket"),
-                   features=features, audio_params=audio, text_font=_opt(obj, "text_font", dict, t))
+        return cls(version=version, transport=optional(obj, "transport", str, t, "websocket"),
+                   features=features, audio_params=audio, text_font=optional(obj, "text_font", dict, t))
 
 
 @dataclass(frozen=True)
@@ -255,18 +140,18 @@ class IotUpdate(Message):
             d["descriptors"] = [dict(x) for x in self.descriptors]
         if self.states:
             d["states"] = [dict(x) for x in self.states]
-        return _with_session(d, self.session_id)
+        return with_session(d, self.session_id)
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "IotUpdate":
         t = "iot"
-        descriptors = _opt(obj, "descriptors", list, t, [])
-        states = _opt(obj, "states", list, t, [])
+        descriptors = optional(obj, "descriptors", list, t, [])
+        states = optional(obj, "states", list, t, [])
         for item in (*descriptors, *states):
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
                 raise ProtocolError("bad_field", "iot descriptors/states must be objects with a name")
         return cls(descriptors=tuple(descriptors), states=tuple(states),
-                   update=bool(_opt(obj, "update", bool, t, True)), session_id=_opt(obj, "session_id", str, t))
+                   update=bool(optional(obj, "update", bool, t, True)), session_id=optional(obj, "session_id", str, t))
 
 
 @dataclass(frozen=True)
@@ -302,8 +187,8 @@ class ServerHello(Message):
         t = "hello"
         audio = (AudioParams.from_wire(obj["audio_params"], t) if "audio_params" in obj
                  else AudioParams(sample_rate=24000))
-        return cls(session_id=_opt(obj, "session_id", str, t, ""), transport=_req(obj, "transport", str, t),
-                   version=_opt(obj, "version", int, t, 1), audio_params=audio, udp=_opt(obj, "udp", dict, t))
+        return cls(session_id=optional(obj, "session_id", str, t, ""), transport=required(obj, "transport", str, t),
+                   version=optional(obj, "version", int, t, 1), audio_params=audio, udp=optional(obj, "udp", dict, t))
 
 
 @dataclass(frozen=True)
@@ -396,15 +281,15 @@ class IotCommand(Message):
     session_id: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return _with_session({"type": self.TYPE, "commands": [dict(c) for c in self.commands]}, self.session_id)
+        return with_session({"type": self.TYPE, "commands": [dict(c) for c in self.commands]}, self.session_id)
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "IotCommand":
-        commands = _req(obj, "commands", list, "iot")
+        commands = required(obj, "commands", list, "iot")
         for c in commands:
             if not isinstance(c, dict) or not isinstance(c.get("name"), str) or not isinstance(c.get("method"), str):
                 raise ProtocolError("bad_field", "iot.commands items need name and method strings")
-        return cls(commands=tuple(commands), session_id=_opt(obj, "session_id", str, "iot"))
+        return cls(commands=tuple(commands), session_id=optional(obj, "session_id", str, "iot"))
 
 
 @dataclass(frozen=True)
