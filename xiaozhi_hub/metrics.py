@@ -43,9 +43,9 @@ class Metrics:
         for name, value in sorted(self.counters.items()):
             lines.append(f"# TYPE xiaozhi_{name}_total counter")
             lines.append(f"xiaozhi_{name}_total {value}")
-        for name, value in sorted(self.gauges.items()):
+        for name, gauge in sorted(self.gauges.items()):
             lines.append(f"# TYPE xiaozhi_{name} gauge")
-            lines.append(f"xiaozhi_{name} {value:g}")
+            lines.append(f"xiaozhi_{name} {gauge:g}")
         for name, values in sorted(self.latencies.items()):
             if not values:
                 continue

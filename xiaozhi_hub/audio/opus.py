@@ -124,7 +124,7 @@ class OpusEncoder:
                              f"at {self.sample_rate} Hz is {self.frame_bytes} bytes")
         if len(pcm_frame) < self.frame_bytes:
             pcm_frame = bytes(pcm_frame) + bytes(self.frame_bytes - len(pcm_frame))
-        pcm = ctypes.cast(bytes(pcm_frame), opuslib.api.c_int16_pointer)
+        pcm = ctypes.cast(ctypes.c_char_p(bytes(pcm_frame)), opuslib.api.c_int16_pointer)
         n = opuslib.api.encoder.libopus_encode(self._enc.encoder_state, pcm, self.frame_samples,
                                                self._out, MAX_PACKET_BYTES)
         if n < 0:  # pragma: no cover - only on misuse (wrong frame size)

@@ -119,11 +119,12 @@ async def create_providers(settings: Settings, compute: ComputePool) -> Provider
     """Load all four providers concurrently; if any fails, close the others and raise its error."""
     results = await asyncio.gather(*(create_provider(k, settings, compute) for k in KINDS),
                                    return_exceptions=True)
+    loaded = [r for r in results if not isinstance(r, BaseException)]
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:
-        await _close_all(r for r in results if not isinstance(r, BaseException))
+        await _close_all(loaded)
         raise errors[0]
-    vad, asr, llm, tts = results
+    vad, asr, llm, tts = loaded
     return Providers(vad=vad, asr=asr, llm=llm, tts=tts)
 
 

@@ -614,7 +614,8 @@ class SimulatedDevice:
         self.server_hello = data
         sid = data.get("session_id")
         self.session_id = sid if isinstance(sid, str) else ""
-        params = data.get("audio_params") if isinstance(data.get("audio_params"), dict) else {}
+        raw_params = data.get("audio_params")
+        params = raw_params if isinstance(raw_params, dict) else {}
         rate = params.get("sample_rate", 24000)
         frame_ms = params.get("frame_duration", 60)
         try:

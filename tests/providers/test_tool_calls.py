@@ -7,7 +7,7 @@ import json
 import pytest
 
 from xiaozhi_hub.providers.base import ChatMessage, TextDelta, ToolCall, ToolSpec
-from xiaozhi_hub.providers.llm_llamacpp import ToolCallParser, parse_tool_payload, to_template_messages
+from xiaozhi_hub.providers.tool_calls import ToolCallParser, parse_tool_payload, to_template_messages
 
 LIGHT = ToolSpec(name="set_light", description="Turn a light on or off",
                  parameters={"type": "object", "properties": {"room": {"type": "string"}}})
