@@ -7,8 +7,9 @@ Library use from tests::
         assert turn.stt_text and turn.first_audio_latency < 1.5
 """
 
-from .device import (AudioArrival, DeviceClosed, DeviceCrash, DeviceState, HelloTimeout,
-                     ReceivedMessage, SimulatedDevice, SimulatorError, TurnRecord, random_mac)
+from .device import SimulatedDevice
+from .records import (AudioArrival, DeviceClosed, DeviceCrash, DeviceState, HelloTimeout, ReceivedMessage,
+                      SimulatorError, TurnRecord, random_mac)
 from .mcp import FirmwareMcpServer, McpCall
 
 __all__ = ["AudioArrival", "DeviceClosed", "DeviceCrash", "DeviceState", "FirmwareMcpServer",
