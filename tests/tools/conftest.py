@@ -3,6 +3,6 @@ serve the tools too (a tool runs inside the agent's turn), so they are shared, n
 
 from __future__ import annotations
 
-from ..agent.conftest import FakeLink, ManualClock, ScriptedLLM, collect, db, settings
+from ..agent_helpers import FakeLink, ManualClock, ScriptedLLM, collect, db, settings
 
 __all__ = ["FakeLink", "ManualClock", "ScriptedLLM", "collect", "db", "settings"]

@@ -1,4 +1,5 @@
-"""Helpers for the agent tests: a scripted device link, a scripted LLM, a manual clock, a database."""
+"""Helpers for the tests of the agent, its memory and its tools: a scripted device link, a scripted
+LLM, a manual clock, and the ``db`` fixture (each test package's conftest imports it)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from xiaozhi_hub.settings import from_mapping, merge
 from xiaozhi_hub.simulator import SimulatedDevice
 
 from ..conftest import FAKE_BASE, ws_url
-from .test_acceptance import mcp_ready, volume_calls
+from .test_agent_acceptance import mcp_ready, volume_calls
 
 pytestmark = pytest.mark.models
 
