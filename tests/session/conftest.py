@@ -1,0 +1,150 @@
+"""A Session driven directly, without sockets: a recording fake Connection, and the hub's real parts
+behind it (fake providers, WebRTC VAD, real Opus, a real SQLite file, the real agent)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable
+
+import pytest
+
+from xiaozhi_hub.app import configure_compute
+from xiaozhi_hub.audio import pcm as pcmlib
+from xiaozhi_hub.audio.opus import OpusEncoder
+from xiaozhi_hub.auth import Authenticator
+from xiaozhi_hub.context import HubContext
+from xiaozhi_hub.pipeline.agent import create_agent
+from xiaozhi_hub.pipeline.speaker import PhraseCache
+from xiaozhi_hub.providers.fake import FakeTTS
+from xiaozhi_hub.providers.registry import close_providers, create_providers
+from xiaozhi_hub.session.session import Session
+from xiaozhi_hub.session.state import SessionState
+from xiaozhi_hub.store.db import Database
+from xiaozhi_hub.transport.registry import SessionRegistry
+
+from ..conftest import fake_settings
+
+DEVICE_ID = "02:00:00:00:0a:01"
+HELLO = {"type": "hello", "version": 1, "transport": "websocket", "features": {"mcp": False},
+         "audio_params": {"format": "opus", "sample_rate": 16000, "channels": 1, "frame_duration": 60}}
+TIMEOUT = 20.0     # generous: the machine is shared; every wait ends as soon as its condition holds
+
+
+class FakeConnection:
+    """The transport side of a session, recorded in order: ("text", JSON object) or ("audio", bytes)."""
+
+    remote = "fake"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any]] = []
+        self.closed_with: tuple[int, str] | None = None
+        self._changed = asyncio.Condition()
+
+    async def send_text(self, text: str) -> None:
+        await self._record(("text", json.loads(text)))
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._record(("audio", data))
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed_with = (int(code), reason)
+        await self._record(("close", int(code)))
+
+    async def _record(self, item: tuple[str, Any]) -> None:
+        self.sent.append(item)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(condition)
+
+    # -- views
+    def texts(self) -> list[dict[str, Any]]:
+        return [obj for kind, obj in self.sent if kind == "text"]
+
+    def audio_count(self) -> int:
+        return sum(1 for kind, _ in self.sent if kind == "audio")
+
+    def wire(self) -> list[str]:
+        """The order of what was sent, one word per frame: ``tts:start``, ``stt``, ``audio``, ..."""
+        out = []
+        for kind, obj in self.sent:
+            if kind == "text":
+                out.append(f"{obj['type']}:{obj['state']}" if obj["type"] == "tts" else obj["type"])
+            else:
+                out.append(kind)
+        return out
+
+
+class RecordingSession(Session):
+    """The real Session; it only also records each state it enters."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.states: list[SessionState] = [self.state]
+
+    def set_state(self, new: SessionState) -> None:
+        super().set_state(new)
+        self.states.append(new)
+
+
+@dataclass
+class Harness:
+    ctx: HubContext
+    session: RecordingSession
+    conn: FakeConnection
+    encoder: OpusEncoder = field(default_factory=lambda: OpusEncoder(16000, 1, 60))
+
+    async def send(self, **obj: Any) -> None:
+        await self.session.handle_text(json.dumps({"session_id": self.session.id, **obj}))
+
+    async def hello(self) -> None:
+        await self.session.handle_text(json.dumps(HELLO))
+
+    async def mic(self, pcm: bytes) -> None:
+        """Microphone audio as the device sends it: 60 ms Opus frames, one by one."""
+        for frame in pcmlib.frames(pcm, 16000, 60):
+            await self.session.handle_binary(self.encoder.encode(frame))
+
+    def fast_tts(self, ms_per_char: int = 10) -> None:
+        """Shorter fake speech from now on (the answer a test only needs to hear complete)."""
+        tts = self.ctx.providers.tts
+        assert isinstance(tts, FakeTTS)
+        tts.settings = dataclasses.replace(tts.settings, tts_ms_per_char=ms_per_char)
+
+    def counter(self, name: str) -> float:
+        return self.ctx.metrics.counters.get(name, 0)
+
+
+@pytest.fixture
+async def harness(tmp_path) -> AsyncIterator[Callable[..., Any]]:
+    """``h = await harness(fake={...}, session={...})``: a hub context and one Session on a fake connection."""
+    opened: list[tuple[HubContext, Session]] = []
+
+    async def make(**sections: Any) -> Harness:
+        sections.setdefault("session", {}).setdefault("filler_after_ms", 0)   # no "One moment." by timing
+        settings = fake_settings(tmp_path, **sections)
+        compute = configure_compute(settings)
+        providers = await create_providers(settings, compute)
+        db = await Database(tmp_path / f"hub{len(opened)}.db").open()
+        ctx = HubContext(settings=settings, db=db, auth=Authenticator(settings.auth, "test-secret"), compute=compute,
+                         registry=SessionRegistry(), providers=providers, hub_id="test")
+        ctx.phrases = PhraseCache(providers.tts, settings.audio.downlink_sample_rate, settings.audio.frame_duration_ms,
+                                  compute)
+        ctx.agent = await create_agent(ctx)
+        conn = FakeConnection()
+        session = RecordingSession(ctx, conn, DEVICE_ID, "client-1", 1)
+        opened.append((ctx, session))
+        return Harness(ctx, session, conn)
+
+    yield make
+    for ctx, session in opened:
+        await session.close()
+        await ctx.agent.close()
+        await close_providers(ctx.providers)
+        await ctx.db.close()
+        ctx.compute.shutdown()
