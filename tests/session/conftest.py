@@ -33,34 +33,48 @@ HELLO = {"type": "hello", "version": 1, "transport": "websocket", "features": {"
 TIMEOUT = 20.0     # generous: the machine is shared; every wait ends as soon as its condition holds
 
 
+class Changes:
+    """Wakes waiters whenever something they may be waiting for happened (a frame sent, a state
+    entered, a speculation started or withdrawn); each waiter re-checks its own condition."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def poke(self) -> None:
+        self._event.set()
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+        async with asyncio.timeout(timeout):
+            while True:
+                self._event.clear()        # before the check: a poke from now on is not lost
+                if condition():
+                    return
+                await self._event.wait()
+
+
 class FakeConnection:
     """The transport side of a session, recorded in order: ("text", JSON object) or ("audio", bytes)."""
 
     remote = "fake"
 
-    def __init__(self) -> None:
+    def __init__(self, changes: Changes) -> None:
         self.sent: list[tuple[str, Any]] = []
         self.closed_with: tuple[int, str] | None = None
-        self._changed = asyncio.Condition()
+        self.changes = changes
 
     async def send_text(self, text: str) -> None:
-        await self._record(("text", json.loads(text)))
+        self._record(("text", json.loads(text)))
 
     async def send_bytes(self, data: bytes) -> None:
-        await self._record(("audio", data))
+        self._record(("audio", data))
 
     async def close(self, code: int, reason: str) -> None:
         self.closed_with = (int(code), reason)
-        await self._record(("close", int(code)))
+        self._record(("close", int(code)))
 
-    async def _record(self, item: tuple[str, Any]) -> None:
+    def _record(self, item: tuple[str, Any]) -> None:
         self.sent.append(item)
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def wait_until(self, condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(condition)
+        self.changes.poke()
 
     # -- views
     def texts(self) -> list[dict[str, Any]]:
@@ -81,15 +95,28 @@ class FakeConnection:
 
 
 class RecordingSession(Session):
-    """The real Session; it only also records each state it enters."""
+    """The real Session; it only also records each state it enters, and tells waiters when it did or
+    when its speculation slot started, handed over or withdrew a guess."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, changes: Changes, **kwargs: Any) -> None:
+        self.changes = changes
         super().__init__(*args, **kwargs)
         self.states: list[SessionState] = [self.state]
+        slot = self.speculation
+        for name in ("start", "take", "withdraw"):
+            setattr(slot, name, self._poking(getattr(slot, name)))
+
+    def _poking(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            result = fn(*args)
+            self.changes.poke()
+            return result
+        return call
 
     def set_state(self, new: SessionState) -> None:
         super().set_state(new)
         self.states.append(new)
+        self.changes.poke()
 
 
 @dataclass
@@ -97,7 +124,18 @@ class Harness:
     ctx: HubContext
     session: RecordingSession
     conn: FakeConnection
+    changes: Changes
     encoder: OpusEncoder = field(default_factory=lambda: OpusEncoder(16000, 1, 60))
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+        await self.changes.wait_until(condition, timeout)
+
+    async def turn_done(self) -> None:
+        """Wait for the current turn task (if any) to finish."""
+        task = self.session.turn
+        if task is not None:
+            async with asyncio.timeout(TIMEOUT):
+                await asyncio.wait({task})
 
     async def send(self, **obj: Any) -> None:
         await self.session.handle_text(json.dumps({"session_id": self.session.id, **obj}))
@@ -136,10 +174,11 @@ async def harness(tmp_path) -> AsyncIterator[Callable[..., Any]]:
         ctx.phrases = PhraseCache(providers.tts, settings.audio.downlink_sample_rate, settings.audio.frame_duration_ms,
                                   compute)
         ctx.agent = await create_agent(ctx)
-        conn = FakeConnection()
-        session = RecordingSession(ctx, conn, DEVICE_ID, "client-1", 1)
+        changes = Changes()
+        conn = FakeConnection(changes)
+        session = RecordingSession(ctx, conn, DEVICE_ID, "client-1", 1, changes=changes)
         opened.append((ctx, session))
-        return Harness(ctx, session, conn)
+        return Harness(ctx, session, conn, changes)
 
     yield make
     for ctx, session in opened:

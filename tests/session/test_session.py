@@ -6,7 +6,6 @@ every test asserts the exact messages the device received and the states the ses
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
 
 from xiaozhi_hub.audio import pcm as pcmlib
 from xiaozhi_hub.pipeline.speculation import Speculation
@@ -61,17 +60,10 @@ def sentence_started(h: Harness, text: str) -> int:
     return -1
 
 
-async def eventually(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    """For state that changes inside the session's own tasks (no message to wait for): re-check often."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 async def turn_over(h: Harness, stops: int = 1) -> None:
     """Wait for the ``stops``-th tts stop and for the turn task to have finished behind it."""
-    await h.conn.wait_until(lambda: h.conn.wire().count("tts:stop") >= stops)
-    await eventually(lambda: not h.session.busy)
+    await h.wait_until(lambda: h.conn.wire().count("tts:stop") >= stops)
+    await h.turn_done()
 
 
 async def speaking_second_sentence(h: Harness) -> None:
@@ -79,7 +71,7 @@ async def speaking_second_sentence(h: Harness) -> None:
     def ready() -> bool:
         i = sentence_started(h, REPLY[1])
         return i >= 0 and any(kind == "audio" for kind, _ in h.conn.sent[i:])
-    await h.conn.wait_until(ready)
+    await h.wait_until(ready)
 
 
 async def test_abort_while_speaking_stops_at_once_and_manual_mode_goes_idle(harness):
@@ -192,7 +184,7 @@ async def pause_until_speculating(h: Harness) -> Speculation:
     assert utt is not None and utt.vad_stream is not None
     while utt.vad_stream.quiet_ms < h.ctx.settings.asr.early_decode_ms:
         await h.mic(pcmlib.silence(60, 16000))
-    await eventually(lambda: h.session.speculation.current is not None)
+    await h.wait_until(lambda: h.session.speculation.current is not None)
     spec = h.session.speculation.current
     assert spec is not None
     return spec
@@ -248,14 +240,15 @@ async def test_speech_after_the_draft_withdraws_the_speculation(harness):
     first = await pause_until_speculating(h)
 
     await h.mic(SPEECH)                               # the user was not done: the guess is withdrawn
-    await eventually(lambda: first.decided)
-    assert h.session.speculation.current is None and h.counter("speculation_misses") == 1
+    await h.wait_until(lambda: h.session.speculation.current is None)
+    assert h.counter("speculation_misses") == 1
     assert h.conn.wire() == ["hello"] and h.session.state is S.LISTENING
 
     second = await pause_until_speculating(h)         # the real end: a new guess, on all the words
     assert second is not first
     await h.mic(END)
     await turn_over(h)
+    assert first.decided and second.decided           # the first was discarded, the second adopted
 
     assert texts_without_ids(h) == [server_hello(h), {"type": "stt", "text": HEARD}, *answer()]
     assert (h.counter("speculations"), h.counter("speculation_hits"), h.counter("speculation_misses")) == (2, 1, 1)
