@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from aiohttp import WSMsgType, web
 
@@ -28,6 +28,7 @@ from ..protocol import codec
 from ..protocol.messages import Error
 from ..protocol.close import CloseCode
 from ..session.session import Session
+from ..session.state import SessionState
 
 if TYPE_CHECKING:
     from ..context import HubContext
@@ -67,12 +68,13 @@ class WsConnection:
 class FloodGuard:
     """Token bucket on inbound frames; sustained excess beyond ``grace`` seconds means close."""
 
-    __slots__ = ("rate", "tokens", "last", "grace", "over_since")
+    __slots__ = ("rate", "tokens", "last", "grace", "over_since", "clock")
 
-    def __init__(self, rate: int, grace: float) -> None:
+    def __init__(self, rate: int, grace: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = float(rate)
         self.tokens = float(rate)
-        self.last = time.monotonic()
+        self.clock = clock
+        self.last = clock()
         self.grace = grace
         self.over_since: float | None = None
 
@@ -82,7 +84,7 @@ class FloodGuard:
         A sender is "over" from the first dropped frame until its bucket refills to half: a flood at
         5x the rate still gets every fifth frame through, but it stays over and is closed after the grace.
         """
-        now = time.monotonic()
+        now = self.clock()
         self.tokens = min(self.rate, self.tokens + (now - self.last) * self.rate)
         self.last = now
         if self.tokens >= self.rate / 2:
@@ -213,7 +215,7 @@ class WebSocketServer:
                 log.exception("%s: error handling a frame", session)
                 with contextlib.suppress(Exception):
                     await session.send_error("internal", "the hub could not handle that message")
-            if session.state.value == "closed":
+            if session.state is SessionState.CLOSED:
                 return
 
     # -- idle sweeper: one task for all sessions --------------------------------------------------
