@@ -24,6 +24,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..models import VOSK_BY_LANGUAGE, resolve_model
 from .base import UPLINK_SAMPLE_RATE, ProviderError, Transcript
 
@@ -96,8 +98,6 @@ class VoskASR:
 
     def warm_up(self, seconds: float = WARM_UP_SECONDS) -> None:
         """Fill the pool with recognizers that have each decoded some noise (blocking; start-up only)."""
-        import numpy as np
-
         noise = (np.random.default_rng(7).standard_normal(int(UPLINK_SAMPLE_RATE * seconds)) * 3000)
         pcm = noise.astype("<i2").tobytes()
         chunk = UPLINK_SAMPLE_RATE * 60 // 1000 * 2

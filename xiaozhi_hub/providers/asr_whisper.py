@@ -18,6 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import webrtcvad
 
 from ..models import DEFAULT_ASR_WHISPER, resolve_model
 from .base import UPLINK_SAMPLE_RATE, BusyError, ProviderError, Transcript
@@ -70,8 +71,6 @@ class WhisperStream:
     """Collects one utterance's PCM; decodes it on :meth:`finish` (or early, during trailing silence)."""
 
     def __init__(self, asr: WhisperASR) -> None:
-        import webrtcvad
-
         self._asr = asr
         self._pcm = bytearray()
         self._vad = webrtcvad.Vad(asr.vad_aggressiveness)

@@ -8,6 +8,7 @@ never while the consumer paces it out to a device.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -72,8 +73,6 @@ def load_voice(model_path: str, config_path: str) -> Any:
     thread spinning: after each sentence its idle workers would otherwise busy-wait, burning
     ~60 ms of CPU per sentence that Whisper or llama.cpp on the same two cores need.
     """
-    import json
-
     import onnxruntime
     from piper import PiperVoice
     from piper.config import PiperConfig
