@@ -1,4 +1,4 @@
-"""Opus encode/decode for the device link (PROTOCOL.md 3.1).
+"""Opus encode/decode for the device link (docs/protocol.md, Binary frames).
 
 Uplink: the device sends raw 60 ms Opus packets at 16 kHz, with DTX on, so 1-3 byte packets during
 silence are normal. Downlink: the hub sends one raw Opus packet per binary message at the rate it

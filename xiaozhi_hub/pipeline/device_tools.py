@@ -2,7 +2,7 @@
 
 MCP tool names are made valid for function calling (and kept unique next to the built-ins), and
 each call goes back to the device under its own name through the :class:`DeviceLink`. Legacy IoT
-things (docs/protocol.md, "IoT") become ``<thing>_<method>`` tools that send an ``iot`` command
+things (docs/protocol.md, Legacy IoT) become ``<thing>_<method>`` tools that send an ``iot`` command
 (the device does not answer) and ``<thing>_get_state`` tools that read the last reported state.
 """
 

@@ -1,4 +1,4 @@
-"""TTS → Opus frames → the device, paced at real time (PROTOCOL.md 3.6).
+"""TTS → Opus frames → the device, paced at real time (docs/protocol.md, Pacing).
 
 The device queues at most 40 packets (2.4 s) and silently drops the rest, and it has no flow control,
 so the hub paces: it keeps the device's buffer at most ``lead_frames`` frames ahead of what the

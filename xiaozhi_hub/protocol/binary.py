@@ -1,4 +1,4 @@
-"""Binary audio frame headers (PROTOCOL.md 3.2-3.4).
+"""Binary audio frame headers (docs/protocol.md, Binary frames).
 
 v1: the frame is one Opus packet. v2: 16-byte header ``version u16 | type u16 | reserved u32 |
 timestamp u32 | payload_size u32``. v3: 4-byte header ``type u8 | reserved u8 | payload_size u16``.

@@ -1,4 +1,4 @@
-"""MCP JSON-RPC 2.0 shapes as stock firmware speaks them (PROTOCOL.md 4.6).
+"""MCP JSON-RPC 2.0 shapes as stock firmware speaks them (docs/protocol.md, MCP).
 
 The hub is the MCP client, the device the server. Ids are JSON numbers (the firmware drops string
 ids). Device error replies carry only ``error.message``.

@@ -1,4 +1,5 @@
-"""Typed JSON messages of the device protocol (docs/protocol.md), both directions.
+"""Typed JSON messages of the device protocol (docs/protocol.md, Messages and errors), both
+directions.
 
 Every message is a frozen dataclass with a wire ``TYPE``, a ``DIRECTION`` (who sends it),
 ``to_wire()`` returning the JSON object and ``from_wire(obj)`` building it back (raising
@@ -124,7 +125,7 @@ class DeviceGoodbye(Message):
 
 @dataclass(frozen=True)
 class IotUpdate(Message):
-    """Legacy IoT (firmware < 1.8): thing descriptors and/or states (PROTOCOL.md 4.7)."""
+    """Legacy IoT (firmware < 1.8): thing descriptors and/or states (docs/protocol.md, Legacy IoT)."""
 
     TYPE: ClassVar[str] = "iot"
     DIRECTION: ClassVar[Direction] = Direction.FROM_DEVICE
@@ -272,7 +273,8 @@ class HubGoodbye(Message):
 
 @dataclass(frozen=True)
 class IotCommand(Message):
-    """Legacy IoT command list sent to the device (PROTOCOL.md 4.7); the device does not reply."""
+    """Legacy IoT command list sent to the device (docs/protocol.md, Legacy IoT); the device does not
+    reply."""
 
     TYPE: ClassVar[str] = "iot"
     DIRECTION: ClassVar[Direction] = Direction.TO_DEVICE

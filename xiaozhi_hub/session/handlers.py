@@ -2,7 +2,7 @@
 
 Text frames are decoded here (a bad frame gets a JSON ``error`` and the connection is kept); before
 the hello only the hello is accepted. The handlers run in the read loop, so control messages
-(``abort``, ``listen``) are handled at once, never queued behind audio (docs/design.md).
+(``abort``, ``listen``) are handled at once, never queued behind audio (docs/design.md, The path of one turn).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The hub's MCP client toward one device (the device is the MCP server, PROTOCOL.md 4.6).
+"""The hub's MCP client toward one device (the device is the MCP server; docs/protocol.md, MCP).
 
 Requests carry increasing numeric ids and are answered asynchronously; replies are matched by id.
 After the hello the client sends ``initialize`` then pages through ``tools/list`` (``nextCursor``).

@@ -1,7 +1,7 @@
 """One device connection after the upgrade: the state machine, the microphone's utterances, the
 current Turn task, and what happens after a reply.
 
-Rules (docs/design.md): control overtakes data — ``abort`` and ``listen`` are handled in the read loop
+Rules (docs/design.md, Cancellation): control overtakes data — ``abort`` and ``listen`` are handled in the read loop
 at once (:mod:`.handlers` maps each message onto a session operation); a Turn is one task and
 barge-in/abort cancel it (nothing polls a flag); every ``abort`` is answered with ``tts stop`` and no
 audio frame follows it. The turn itself is orchestrated in :mod:`.turn` with the reply machinery of

@@ -1,4 +1,5 @@
-"""The device side of MCP, as stock firmware implements it (PROTOCOL.md 4.6; FW ``mcp_server.cc``).
+"""The device side of MCP, as stock firmware implements it (docs/protocol.md, MCP; FW
+``mcp_server.cc``).
 
 The simulator answers the hub's JSON-RPC requests the way a real board does, including its quirks:
 numeric ids only (string ids are dropped silently), no reply to ``notifications/*``, error replies

@@ -1,4 +1,4 @@
-"""The WebSocket server devices connect to (PROTOCOL.md 1-2).
+"""The WebSocket server devices connect to (docs/protocol.md, Connection and headers; Hello).
 
 Any path is accepted (``/xiaozhi/v1/`` is what the hub advertises). A plain HTTP GET answers 200.
 Library keep-alive pings are off and compression is never negotiated (stock devices were dropped by
