@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT = 10.0
+CLOSE_WAIT = 2.0       # a closing session's cleanup takes at most ~1 s
 
 
 class WsConnection:
@@ -216,7 +217,17 @@ class WebSocketServer:
                 with contextlib.suppress(Exception):
                     await session.send_error("internal", "the hub could not handle that message")
             if session.state is SessionState.CLOSED:
+                await self._closed(session)
                 return
+
+    @staticmethod
+    async def _closed(session: Session) -> None:
+        """The session closed while a frame was handled (the frame itself, shutdown, the idle close):
+        wait until its close with its own code has gone out, or the handler's return would let aiohttp
+        close the socket first, with 1000."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_WAIT):
+                await session.closed.wait()
 
     # -- idle sweeper: one task for all sessions --------------------------------------------------
     async def start(self) -> None:
