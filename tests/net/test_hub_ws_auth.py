@@ -8,7 +8,7 @@ import json
 
 import aiohttp
 
-from xiaozhi_hub.session.session import CLOSE_AUTH, CLOSE_BLOCKED
+from xiaozhi_hub.protocol.close import CloseCode
 
 from .conftest import CLIENT_ID, DEVICE_ID, device_headers, system_info
 
@@ -72,14 +72,14 @@ async def test_ota_token_opens_the_websocket_and_revocation_closes_the_door(star
 
         ws = await device.connect(token="forged.1700000000")
         assert (await _first_text(ws))["type"] != "hello"
-        assert await _closed_with(ws) == CLOSE_AUTH
+        assert await _closed_with(ws) == CloseCode.AUTH
 
         revoked = device.token
         await device.admin(f"/api/devices/{DEVICE_ID}/revoke")
         ws = await device.connect(token=revoked)
         refusal = await _first_text(ws)
         assert "revoked" in json.dumps(refusal)
-        assert await _closed_with(ws) == CLOSE_AUTH
+        assert await _closed_with(ws) == CloseCode.AUTH
 
         await device.ota()                                   # next boot: a fresh token works again
         assert device.token != revoked
@@ -87,10 +87,10 @@ async def test_ota_token_opens_the_websocket_and_revocation_closes_the_door(star
         assert (await _first_text(ws))["type"] == "hello"
 
         await device.admin(f"/api/devices/{DEVICE_ID}/block")   # the live session is ended at once
-        assert await _closed_with(ws) == CLOSE_BLOCKED
+        assert await _closed_with(ws) == CloseCode.BLOCKED
         ws = await device.connect()
         assert "blocked" in json.dumps(await _first_text(ws))
-        assert await _closed_with(ws) == CLOSE_BLOCKED
+        assert await _closed_with(ws) == CloseCode.BLOCKED
 
 
 async def test_websocket_connection_is_recorded(start_hub) -> None:

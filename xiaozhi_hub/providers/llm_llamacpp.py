@@ -77,7 +77,10 @@ class LlamaCppLLM:
         self.native_tools = "tools" in template
         self.eos_text = _token_text(llm, llm.token_eos())
         bos_text = _token_text(llm, llm.token_bos())
-        self._formatter = Jinja2ChatFormatter(template=template, eos_token=self.eos_text, bos_token=bos_text)
+        # Fed the plain message dicts of tool_calls.to_template_messages (the template reads them as
+        # JSON); llama_cpp's TypedDicts for OpenAI-style requests do not describe those.
+        self._formatter: Callable[..., Any] = Jinja2ChatFormatter(template=template, eos_token=self.eos_text,
+                                                                  bos_token=bos_text)
         self.tool_role = self.native_tools or self._renders_tool_role()
         self._lock = threading.Lock()    # belt and braces: the "llm" slot already serialises generations
         self.last_stats = GenerationStats()

@@ -41,12 +41,6 @@ log = logging.getLogger(__name__)
 
 S = SessionState
 
-# Kept only for net/devices.py and tests/net, which import these two names until they use CloseCode
-# (branch house-net); remove them then.
-CLOSE_AUTH = CloseCode.AUTH
-CLOSE_BLOCKED = CloseCode.BLOCKED
-
-
 def is_wake_word(text: str, wake_words: Sequence[str]) -> bool:
     """Whether ``listen detect`` text names a wake word (case, spaces and punctuation ignored)."""
     return any(same_words(text, w) for w in wake_words)

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT = 10.0
-CLOSE_WAIT = 2.0       # a closing session's cleanup takes at most ~1 s
+SESSION_CLOSE_WAIT = 2.0       # a closing session's cleanup takes at most ~1 s
 
 
 class WsConnection:
@@ -226,7 +226,7 @@ class WebSocketServer:
         wait until its close with its own code has gone out, or the handler's return would let aiohttp
         close the socket first, with 1000."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(CLOSE_WAIT):
+            async with asyncio.timeout(SESSION_CLOSE_WAIT):
                 await session.closed.wait()
 
     # -- idle sweeper: one task for all sessions --------------------------------------------------
