@@ -7,11 +7,11 @@ import asyncio
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from xiaozhi_hub.app import configure_compute
+from xiaozhi_hub.app import configure_compute, open_stores
 from xiaozhi_hub.audio import pcm as pcmlib
 from xiaozhi_hub.audio.opus import OpusEncoder
 from xiaozhi_hub.auth import Authenticator
@@ -162,6 +162,7 @@ class Harness:
 async def harness(tmp_path) -> AsyncIterator[Callable[..., Any]]:
     """``h = await harness(fake={...}, session={...})``: a hub context and one Session on a fake connection."""
     opened: list[tuple[HubContext, Session]] = []
+    closers: list[Callable[[], Awaitable[None]]] = []
 
     async def make(**sections: Any) -> Harness:
         sections.setdefault("session", {}).setdefault("filler_after_ms", 0)   # no "One moment." by timing
@@ -169,10 +170,13 @@ async def harness(tmp_path) -> AsyncIterator[Callable[..., Any]]:
         compute = configure_compute(settings)
         providers = await create_providers(settings, compute)
         db = await Database(tmp_path / f"hub{len(opened)}.db").open()
+        registry = SessionRegistry()
+        stores = await open_stores(settings, db, registry, closers)
+        phrases = PhraseCache(providers.tts, settings.audio.downlink_sample_rate, settings.audio.frame_duration_ms,
+                              compute)
         ctx = HubContext(settings=settings, db=db, auth=Authenticator(settings.auth, "test-secret"), compute=compute,
-                         registry=SessionRegistry(), providers=providers, hub_id="test")
-        ctx.phrases = PhraseCache(providers.tts, settings.audio.downlink_sample_rate, settings.audio.frame_duration_ms,
-                                  compute)
+                         registry=registry, providers=providers, hub_id="test", devices=stores.devices,
+                         firmware=stores.firmware, phrases=phrases)
         ctx.agent = await create_agent(ctx)
         changes = Changes()
         conn = FakeConnection(changes)
@@ -184,6 +188,9 @@ async def harness(tmp_path) -> AsyncIterator[Callable[..., Any]]:
     for ctx, session in opened:
         await session.close()
         await ctx.agent.close()
+    for closer in reversed(closers):       # the device store's refresh
+        await closer()
+    for ctx, _ in opened:
         await close_providers(ctx.providers)
         await ctx.db.close()
         ctx.compute.shutdown()
