@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any, AsyncGenerator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, AsyncGenerator, Callable
 
 from ..memory.conversation import ConversationMemory
 from ..memory.store import DialogueStore
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Agent", "DeviceLink", "create_agent", "start"]
+__all__ = ["Agent", "DeviceLink", "create_agent"]
 
 MAX_TOOL_DEPTH = 3          # default of settings.agent.max_tool_depth
 PRUNE_INTERVAL = 6 * 3600   # how often dialogue past its retention is deleted
@@ -256,11 +256,3 @@ async def create_agent(ctx: "HubContext") -> Agent:
     """Build the hub's agent (called once by the app after the providers are loaded)."""
     return Agent(ctx.settings, ctx.providers.llm, db=ctx.db, ctx=ctx)
 
-
-async def start(ctx: "HubContext") -> Callable[[], Awaitable[None]] | None:
-    """App component hook: start the agent's background services; returns their closer."""
-    agent = ctx.agent
-    if agent.started:
-        return None
-    await agent.start()
-    return agent.close
