@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Sequence
 
 from ..models import DEFAULT_LLM, resolve_model
 from .base import BusyError, ChatMessage, LLMEvent, ProviderError, ToolSpec
-from .tool_calls import ToolCallParser, parse_tool_payload, to_template_messages
+from .tool_calls import ToolCallParser, parse_tool_payload, to_template_messages, tools_system_block
 
 if TYPE_CHECKING:
     from ..compute import ComputePool
@@ -39,7 +39,9 @@ CHATML_TEMPLATE = (
 
 _DONE = object()
 
-__all__ = ["LlamaCppLLM", "ToolCallParser", "create", "load_model", "parse_tool_payload", "to_template_messages"]
+# The tool-call convention is part of this provider's surface (tests and the quality bench read it here).
+__all__ = ["LlamaCppLLM", "ToolCallParser", "create", "load_model", "parse_tool_payload", "to_template_messages",
+           "tools_system_block"]
 
 
 # ---------------------------------------------------------------------------- provider
