@@ -1,4 +1,4 @@
-"""Device authentication (PROTOCOL.md 1.4).
+"""Device authentication (docs/protocol.md, Authentication).
 
 Per-device tokens follow the reference server's scheme, so tokens minted by either work:
 ``<sig>.<ts>`` where ``sig`` is base64url (no padding) of HMAC-SHA256(secret, "<client-id>|<device-id>|<ts>")

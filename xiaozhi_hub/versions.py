@@ -1,6 +1,6 @@
 """Firmware version strings, compared exactly the way the stock firmware compares them.
 
-The device decides whether to upgrade in ``Ota::IsNewVersionAvailable`` (PROTOCOL.md 5.3): it splits
+The device decides whether to upgrade in ``Ota::IsNewVersionAvailable`` (docs/protocol.md, OTA check): it splits
 both strings on ``.`` with ``std::getline`` and converts every segment with ``std::stoi``, then
 compares the numbers left to right; when all shared segments are equal the string with more segments
 is newer. ``stoi`` throws on a segment with no leading digit (``v2``, ``beta``, an empty segment) and

@@ -29,7 +29,7 @@ BOARD = "bread-compact-wifi"
 
 
 def system_info(version: str = "1.7.6", board: str = BOARD, mac: str = DEVICE_ID) -> dict[str, Any]:
-    """A body shaped like PROTOCOL.md 5.1 (as a Wi-Fi board sends it)."""
+    """A body shaped like docs/protocol.md, OTA check (as a Wi-Fi board sends it)."""
     return {
         "version": 2,
         "language": "en-US",

@@ -1,4 +1,4 @@
-"""Activation: code + challenge in the OTA reply, /activate 202 until approved, then 200 (PROTOCOL.md 5.4)."""
+"""Activation: code + challenge in the OTA reply, /activate 202 until approved, then 200 (docs/protocol.md, Activation)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The OTA check endpoint against a real aiohttp server and SQLite DB (PROTOCOL.md 5.1-5.3)."""
+"""The OTA check endpoint against a real aiohttp server and SQLite DB (docs/protocol.md, OTA check)."""
 
 from __future__ import annotations
 

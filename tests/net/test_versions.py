@@ -1,4 +1,4 @@
-"""Version comparison must match the firmware's Ota::IsNewVersionAvailable exactly (PROTOCOL.md 5.3)."""
+"""Version comparison must match the firmware's Ota::IsNewVersionAvailable exactly (docs/protocol.md, OTA check)."""
 
 from __future__ import annotations
 

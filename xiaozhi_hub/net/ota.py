@@ -1,4 +1,4 @@
-"""The OTA check and activation endpoints a stock device calls at boot (PROTOCOL.md 5).
+"""The OTA check and activation endpoints a stock device calls at boot (docs/protocol.md, OTA check; Activation).
 
 ``POST /xiaozhi/ota/`` is the first thing a device does after joining the network, and what it gets
 back decides whether it can talk at all, so the reply is built to the firmware's parser:
@@ -130,7 +130,7 @@ def _device_id(raw: str | None) -> str:
 
 
 def parse_ota_request(headers: Any, body: dict[str, Any]) -> OTARequest:
-    """Validate the headers and system-info body (PROTOCOL.md 5.1); raises :class:`BadRequest`."""
+    """Validate the headers and system-info body (docs/protocol.md, OTA check); raises :class:`BadRequest`."""
     application = _opt_obj(body, "application")
     board = _opt_obj(body, "board")
 

@@ -2,7 +2,7 @@
 
 Those endpoints mint tokens and write to the database for anyone who asks, so one misbehaving or
 hostile client must not be able to flood them. A stock device makes one OTA request per boot and,
-while waiting for activation, one ``/activate`` poll every 3 s (PROTOCOL.md 5.4), far below the
+while waiting for activation, one ``/activate`` poll every 3 s (docs/protocol.md, Activation), far below the
 default of 60 per minute. A refusal is a JSON 429 with ``Retry-After``; bounded bodies and the other
 request guards are in :mod:`xiaozhi_hub.net.httputil`.
 

@@ -1,6 +1,6 @@
 """Device records: what the hub knows about each ESP32, and the SQL that reads and changes them.
 
-A device is identified by its ``Device-Id`` (the Wi-Fi MAC, lowercase, PROTOCOL.md 1.2). It is
+A device is identified by its ``Device-Id`` (the Wi-Fi MAC, lowercase, docs/protocol.md, Connection and headers). It is
 recorded on its first OTA check (with board, firmware version and a few diagnostics from the
 system-info body) or on its first WebSocket connection, whichever comes first.
 
