@@ -45,6 +45,7 @@ COMPONENTS = (
     "xiaozhi_hub.net.devices",
     "xiaozhi_hub.net.ota",
     "xiaozhi_hub.net.firmware",
+    "xiaozhi_hub.net.wyoming",      # before mdns, which advertises its port
     "xiaozhi_hub.net.mdns",
     "xiaozhi_hub.tools.timers",
 )

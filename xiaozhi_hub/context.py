@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .net.firmware import FirmwareStore
     from .net.mdns import HubAdvertiser
     from .net.ota import OTAEndpoint
+    from .net.wyoming import WyomingServer
     from .pipeline.agent import Agent
     from .pipeline.speaker import PhraseCache
     from .providers.base import Providers
@@ -65,9 +66,10 @@ class HubContext:
     agent: "Agent" = field(init=False)
     devices: "DeviceStore" = field(init=False)
     firmware: "FirmwareStore" = field(init=False)
-    # Switched off by settings (ota.enabled, mdns.enabled).
+    # Switched off by settings (ota.enabled, mdns.enabled, wyoming.enabled).
     ota: "OTAEndpoint | None" = None
     mdns: "HubAdvertiser | None" = None
+    wyoming: "WyomingServer | None" = None
 
     def ws_url(self, host: str | None = None) -> str:
         """The WebSocket URL devices are told to use."""
