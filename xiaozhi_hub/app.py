@@ -48,6 +48,7 @@ COMPONENTS = (
     "xiaozhi_hub.net.wyoming",      # before mdns, which advertises its port
     "xiaozhi_hub.net.mdns",
     "xiaozhi_hub.tools.timers",
+    "xiaozhi_hub.supervisor",       # last: announces the ports the others bound (add-on only)
 )
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .pipeline.agent import Agent
     from .pipeline.speaker import PhraseCache
     from .providers.base import Providers
+    from .supervisor import SupervisorLink
     from .transport.registry import SessionRegistry
 
 
@@ -70,6 +71,7 @@ class HubContext:
     ota: "OTAEndpoint | None" = None
     mdns: "HubAdvertiser | None" = None
     wyoming: "WyomingServer | None" = None
+    supervisor: "SupervisorLink | None" = None     # only inside the Home Assistant add-on
 
     def ws_url(self, host: str | None = None) -> str:
         """The WebSocket URL devices are told to use."""

@@ -488,6 +488,11 @@ SHORTCUTS = {
 }
 
 
+def section_names() -> tuple[str, ...]:
+    """The sections hub.yaml accepts (a generator of hub.yaml writes only these)."""
+    return tuple(_SECTIONS)
+
+
 def _path_of(err: vol.Invalid, prefix: tuple[str, ...] = ()) -> str:
     parts = [*prefix, *(str(p) for p in err.path)]
     return ".".join(parts) or "(top level)"
