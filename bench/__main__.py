@@ -16,6 +16,7 @@ SUITES = {
     "conversations": ("50 devices conversing (fake providers, zero delay)", "bench.conversations"),
     "pipeline": ("Per-stage latency with the default offline models", "bench.pipeline"),
     "intents": ("Intent path vs LLM path", "bench.intents"),
+    "wyoming": ("Wyoming STT/TTS next to the devices' path (default models)", "bench.wyoming"),
 }
 
 
