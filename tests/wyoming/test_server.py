@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import numpy as np
 import pytest
@@ -17,7 +17,7 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 from xiaozhi_hub.app import Hub
 from xiaozhi_hub.audio import pcm as pcmlib
 from xiaozhi_hub.net.wyoming.audio import AudioFormat, PcmConverter
-from xiaozhi_hub.providers.base import Providers
+from xiaozhi_hub.providers.base import Providers, Transcript as HubTranscript
 from xiaozhi_hub.providers.fake import FakeASR, FakeLLM, FakeTTS
 from xiaozhi_hub.providers.vad_webrtc import WebRtcVAD
 from xiaozhi_hub.session.turn import BUSY_TEXT, FILLER_TEXT
@@ -132,11 +132,11 @@ async def hub_with(tmp_path):
     """``hub = await hub_with(tts)``: a fake-provider hub with Wyoming on a free port and this TTS."""
     hubs: list[Hub] = []
 
-    async def start(tts: FakeTTS) -> Hub:
+    async def start(tts: FakeTTS | None = None, asr: Any = None) -> Hub:
         settings = fake_settings(tmp_path, wyoming={"enabled": True, "port": 0})
         hub = Hub(settings)
-        await hub.start(Providers(vad=WebRtcVAD(settings.vad), asr=FakeASR(settings.fake),
-                                  llm=FakeLLM(settings.fake), tts=tts))
+        await hub.start(Providers(vad=WebRtcVAD(settings.vad), asr=asr or FakeASR(settings.fake),
+                                  llm=FakeLLM(settings.fake), tts=tts or FakeTTS(settings.fake)))
         hubs.append(hub)
         if isinstance(tts, PooledTTS):
             tts.compute = hub.ctx.compute
@@ -242,3 +242,50 @@ async def test_three_clients_and_a_device_are_served_at_once(wyoming_hub):
     results = await asyncio.gather(stt(), tts(), stt(), device())
     assert results[0] == results[2] == HEARD and results[3] == HEARD
     assert abs(results[1] - len("One two three.") * 60) < 10
+
+
+class StreamingASR:
+    """A streaming engine's behaviour, scripted: each fed chunk reveals the next partial result (the
+    last word still changing, one partial revising it), and ``finish`` gives the final text."""
+
+    name, streaming = "scripted", True
+    PARTIALS = ["turn", "turn of", "turn off the", "turn off the kitchen", "turn off the kitchen lie"]
+    FINAL = "turn off the kitchen light"
+
+    def open_stream(self) -> "StreamingASR.Stream":
+        return StreamingASR.Stream()
+
+    class Stream:
+        def __init__(self) -> None:
+            self.fed = 0
+
+        async def feed(self, pcm: bytes) -> HubTranscript | None:
+            self.fed += 1
+            partials = StreamingASR.PARTIALS
+            return HubTranscript(partials[min(self.fed, len(partials)) - 1], final=False)
+
+        async def finish(self) -> HubTranscript:
+            return HubTranscript(StreamingASR.FINAL, final=True, language="en")
+
+        async def draft(self) -> HubTranscript | None:
+            return None
+
+        async def close(self) -> None:
+            pass
+
+
+async def test_a_streaming_engine_streams_stable_words_then_the_transcript(hub_with):
+    hub = await hub_with(asr=StreamingASR())
+    async with WyomingClient(wyoming_port(hub)) as c:
+        info, _ = await c.describe()
+        assert info.asr[0].supports_transcript_streaming is True
+        answer = await c.transcribe(SPEECH[:3200 * 6], chunk_bytes=3200)     # six chunks, six partials
+    types = answer.types
+    assert types[0] == "transcript-start" and types[-2:] == ["transcript", "transcript-stop"]
+    chunks = [e.data["text"] for e in answer.of("transcript-chunk")]
+    # A word goes out once a later partial has moved past it: the still-changing last word ("of" that
+    # became "off", "lie" that became "light") never does; the final words follow at audio-stop.
+    assert chunks == ["turn", " off", " the", " kitchen", " light"]
+    assert "".join(chunks) == StreamingASR.FINAL
+    assert Transcript.from_event(answer.of("transcript")[0]).text == StreamingASR.FINAL
+    assert types.index("transcript-chunk") < types.index("transcript")
