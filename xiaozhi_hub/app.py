@@ -207,7 +207,8 @@ async def serve(settings: Settings) -> int:
     print(f"xiaozhi-hub {__version__} ready in {ctx.startup_seconds:.1f}s\n"
           f"  give devices the OTA URL:  {ctx.http_url()}/xiaozhi/ota/\n"
           f"  WebSocket URL:             {ctx.ws_url()}\n"
-          f"  status page:               {ctx.http_url()}/", flush=True)
+          f"  status page:               {ctx.http_url()}/"
+          + (f"\n  Wyoming (Assist STT/TTS):  {ctx.wyoming.uri()}" if ctx.wyoming is not None else ""), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
