@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QUEUE_EVENTS = 32           # events received but not yet served, per connection
+QUEUE_EVENTS = 8            # events received but not yet served, per connection (each up to max_payload_bytes)
 WATCH_SECONDS = 1.0         # how often the idle watchdog looks
 LINGER_SECONDS = 2.0        # after an error, how long input is skipped before the close
 
@@ -63,6 +63,7 @@ class Connection:
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=QUEUE_EVENTS)
         self._write_lock = asyncio.Lock()
         self._last_event = time.monotonic()
+        self._working = False                        # the worker is serving an event
         self._language: str | None = None            # from the last `transcribe`
         self.transcription: Transcription | None = None
         self.synthesis: Synthesis | None = None      # a streamed synthesis (synthesize-start … stop)
@@ -82,7 +83,7 @@ class Connection:
 
     async def send_error(self, code: str, text: str) -> None:
         log.info("wyoming %s: %s (%s)", self.peer, text, code)
-        with contextlib.suppress(ConnectionError, RuntimeError):
+        with contextlib.suppress(ConnectionError, OSError):
             await self.send(Error(text=text, code=code).event())
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -145,14 +146,15 @@ class Connection:
                 await self._queue.put(event)
 
     async def _reply_now(self, event: Event) -> None:
-        with contextlib.suppress(ConnectionError, RuntimeError):
+        with contextlib.suppress(ConnectionError, OSError):
             await self.send(event)
 
     async def _watch(self) -> None:
         """End a connection that sends nothing for ``idle_timeout`` while no request is in progress."""
         while True:
             await asyncio.sleep(WATCH_SECONDS)
-            busy = self.transcription is not None or self.synthesis is not None or not self._queue.empty()
+            busy = (self._working or self.transcription is not None or self.synthesis is not None
+                    or not self._queue.empty())
             if busy:
                 self._last_event = time.monotonic()
             elif time.monotonic() - self._last_event > self.settings.idle_timeout:
@@ -179,15 +181,19 @@ class Connection:
             if handler is None:
                 log.debug("wyoming %s: ignoring event %r", self.peer, event.type)
                 continue
+            self._working = True
             try:
                 await handler(event)
-            except (ConnectionError, RuntimeError) as err:
+            except ConnectionError as err:
                 log.debug("wyoming %s: connection lost (%s)", self.peer, err)
                 return True
             except Exception as err:
                 await self._drop_requests()
                 await self.send_error(*_error_of(event.type, err))
                 return False
+            finally:
+                self._working = False
+                self._last_event = time.monotonic()
 
     # -- ASR ---------------------------------------------------------------------------------------
     async def _on_transcribe(self, event: Event) -> None:
