@@ -99,6 +99,9 @@ class Connection:
                 linger = not await worker
             elif _returned(worker) is True:
                 linger = False                       # the client vanished while being answered
+        except asyncio.CancelledError:               # the hub is stopping: no lingering
+            linger = False
+            raise
         finally:
             for task in (reader, worker, watchdog):
                 task.cancel()
