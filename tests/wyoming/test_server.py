@@ -289,3 +289,16 @@ async def test_a_streaming_engine_streams_stable_words_then_the_transcript(hub_w
     assert "".join(chunks) == StreamingASR.FINAL
     assert Transcript.from_event(answer.of("transcript")[0]).text == StreamingASR.FINAL
     assert types.index("transcript-chunk") < types.index("transcript")
+
+
+async def test_the_hub_stops_with_clients_connected(tmp_path):
+    hub = Hub(fake_settings(tmp_path, wyoming={"enabled": True, "port": 0}))
+    await hub.start()
+    async with WyomingClient(wyoming_port(hub)) as idle, WyomingClient(wyoming_port(hub)) as talking:
+        await talking.write(Synthesize(text="A sentence that is being spoken while the hub stops. " * 5).event())
+        await talking.read_until(lambda e: e.type == "audio-chunk")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await hub.stop()
+        assert loop.time() - t0 < 15                    # grace for connections, then cancelled
+        assert await idle.closed() and await talking.closed()
