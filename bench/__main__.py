@@ -17,6 +17,7 @@ SUITES = {
     "pipeline": ("Per-stage latency with the default offline models", "bench.pipeline"),
     "intents": ("Intent path vs LLM path", "bench.intents"),
     "quality": ("Answer quality per installed LLM (bench/questions.yaml)", "bench.quality"),
+    "wyoming": ("Wyoming STT/TTS next to the devices' path (default models)", "bench.wyoming"),
 }
 
 

@@ -17,6 +17,7 @@ FAKE_BASE: dict[str, Any] = {
     "llm": {"provider": "fake"},
     "tts": {"provider": "fake"},
     "mdns": {"enabled": False},
+    "wyoming": {"enabled": False},      # tests that need it enable it on a free port (tests/wyoming/)
     "log_level": "info",
 }
 

@@ -14,6 +14,7 @@ import sys
 from typing import Sequence
 
 from . import __version__, app, offline
+from .config_check import render as render_settings
 from .models import cli as models_cli
 from .net import cli as net_cli
 from .settings import ConfigError, add_common_flags, settings_from_args
@@ -51,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"xiaozhi-hub: configuration error: {err}", file=sys.stderr)
         return 2
+    if getattr(args, "check_config", False):
+        print(render_settings(settings), end="")
+        return 0
     setup_logging(settings.log_level)
     try:
         return int(args.func(args, settings) or 0)

@@ -32,13 +32,15 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, supervisor
 from .auth import Authenticator, load_or_create_secret
 from .compute import ComputePool
 from .context import HubContext
 from .metrics import Metrics
 from .net.devices import disconnect
+from .net import wyoming
 from .net.http import create_http_app
+
 from .net.mdns import HubAdvertiser
 from .net.ota import OTAEndpoint
 from .pipeline.agent import create_agent
@@ -50,6 +52,7 @@ from .settings import ConfigError, Settings, add_common_flags
 from .store.db import Database
 from .store.device_store import DeviceStore
 from .store.firmware import FirmwareStore
+
 from .transport.registry import SessionRegistry
 from .transport.ws_server import WebSocketServer
 
@@ -57,7 +60,6 @@ log = logging.getLogger(__name__)
 
 Closer = Callable[[], Awaitable[None]]
 Listen = Callable[[web.Application], Awaitable[int]]   # serve an app, return the bound port
-
 
 def load_or_create_hub_id(data_dir: Path) -> str:
     path = data_dir / "hub_id"
@@ -72,7 +74,6 @@ def load_or_create_hub_id(data_dir: Path) -> str:
     tmp.replace(path)
     return value
 
-
 async def watch_loop_lag(metrics: Metrics, period: float = 0.05) -> None:
     """Record how late the event loop wakes up: the hub's own contribution to audio jitter."""
     loop = asyncio.get_running_loop()
@@ -80,7 +81,6 @@ async def watch_loop_lag(metrics: Metrics, period: float = 0.05) -> None:
         t = loop.time()
         await asyncio.sleep(period)
         metrics.observe("loop_lag", max(0.0, loop.time() - t - period))
-
 
 def configure_compute(settings: Settings) -> ComputePool:
     cores = os.cpu_count() or 2
@@ -91,13 +91,11 @@ def configure_compute(settings: Settings) -> ComputePool:
     pool.set_limit("llm", 1, max_wait=settings.llm.max_wait)
     return pool
 
-
 def _call(fn: Callable[[], Any]) -> Closer:
     """A closer for a synchronous release (cancel a task, shut a pool down)."""
     async def run() -> None:
         fn()
     return run
-
 
 # ---------------------------------------------------------------------------- the HTTP side
 
@@ -105,7 +103,6 @@ def _call(fn: Callable[[], Any]) -> Closer:
 class Stores:
     devices: DeviceStore
     firmware: FirmwareStore
-
 
 async def open_stores(settings: Settings, db: Database, registry: SessionRegistry,
                       closers: list[Closer]) -> Stores:
@@ -121,7 +118,6 @@ async def open_stores(settings: Settings, db: Database, registry: SessionRegistr
         log.info("removed unindexed firmware leftover %s", path.name)
     return Stores(devices, firmware)
 
-
 async def serve_http(ctx: HubContext, listen: Listen, closers: list[Closer]) -> None:
     """The OTA endpoint (unless ``ota.enabled`` is false), every HTTP route, the listener, then mDNS
     (unless ``mdns.enabled`` is false), which advertises the ports bound by then."""
@@ -135,7 +131,6 @@ async def serve_http(ctx: HubContext, listen: Listen, closers: list[Closer]) -> 
         await advertiser.start()
         ctx.mdns = advertiser
         closers.append(advertiser.close)
-
 
 # ---------------------------------------------------------------------------- the hub
 
@@ -157,10 +152,12 @@ class Hub:
         self.ws_server = WebSocketServer(ctx)
         ctx.ws_port = await self._serve(self.ws_server.app, host, self.settings.server.ws_port)
         await self.ws_server.start()
+        await self._add_closer(wyoming.start(ctx))   # before mDNS, which advertises its port
         await serve_http(ctx, functools.partial(self._serve, host=host, port=self.settings.server.http_port),
                          self._closers)
         await ctx.agent.start()
         self._closers.append(ctx.agent.close)
+        await self._add_closer(supervisor.start(ctx))  # last: announces the ports bound above (add-on only)
         ctx.startup_seconds = time.monotonic() - t0
         warm = asyncio.create_task(self._warm_phrases(ctx), name="phrases")
         self._closers.append(_call(warm.cancel))
@@ -197,6 +194,11 @@ class Hub:
             raise ConfigError(str(err)) from None
         return ctx
 
+    async def _add_closer(self, started: Awaitable[Closer | None]) -> None:
+        closer = await started
+        if closer is not None:
+            self._closers.append(closer)
+
     @staticmethod
     async def _warm_phrases(ctx: HubContext) -> None:
         """Synthesize the fixed phrases after "ready", before anyone needs them."""
@@ -230,7 +232,6 @@ class Hub:
                 log.exception("error during shutdown")
         self._closers.clear()
 
-
 # ---------------------------------------------------------------------------- `xiaozhi-hub serve`
 
 async def serve(settings: Settings) -> int:
@@ -247,7 +248,8 @@ async def serve(settings: Settings) -> int:
     print(f"xiaozhi-hub {__version__} ready in {ctx.startup_seconds:.1f}s\n"
           f"  give devices the OTA URL:  {ctx.http_url()}/xiaozhi/ota/\n"
           f"  WebSocket URL:             {ctx.ws_url()}\n"
-          f"  status page:               {ctx.http_url()}/", flush=True)
+          f"  status page:               {ctx.http_url()}/"
+          + (f"\n  Wyoming (Assist STT/TTS):  {ctx.wyoming.uri()}" if ctx.wyoming is not None else ""), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -258,14 +260,12 @@ async def serve(settings: Settings) -> int:
     await hub.stop()
     return 0
 
-
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         return asyncio.run(serve(settings))
     except ProviderError as err:
         print(f"xiaozhi-hub: {err}", file=sys.stderr)
         return 2
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("serve", help="run the hub (the default)",

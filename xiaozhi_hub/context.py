@@ -20,11 +20,13 @@ from .tools.home_assistant import HomeControl, NoHomeControl
 if TYPE_CHECKING:
     from .net.mdns import HubAdvertiser
     from .net.ota import OTAEndpoint
+    from .net.wyoming import WyomingServer
     from .pipeline.agent import Agent
     from .pipeline.speaker import PhraseCache
     from .providers.base import Providers
     from .store.device_store import DeviceStore
     from .store.firmware import FirmwareStore
+    from .supervisor import SupervisorLink
     from .transport.registry import SessionRegistry
 
 
@@ -65,9 +67,11 @@ class HubContext:
     home_control: HomeControl = field(default_factory=NoHomeControl)
     # Always present once the hub has started (built from the context, so set right after it).
     agent: "Agent" = field(init=False)
-    # Switched off by settings (ota.enabled, mdns.enabled).
+    # Switched off by settings (ota.enabled, mdns.enabled, wyoming.enabled).
     ota: "OTAEndpoint | None" = None
     mdns: "HubAdvertiser | None" = None
+    wyoming: "WyomingServer | None" = None
+    supervisor: "SupervisorLink | None" = None     # only inside the Home Assistant add-on
 
     def ws_url(self, host: str | None = None) -> str:
         """The WebSocket URL devices are told to use."""

@@ -5,7 +5,9 @@ Two services are published under one instance name (``mdns.name``, default ``xia
 * ``_xiaozhi._tcp.local.`` on the WebSocket port, TXT ``ws_path``, ``ota_url`` (what to enter as the
   device's OTA URL), ``hub_id`` (stable across restarts and address changes: the unique id Home
   Assistant keys the hub on) and ``version``;
-* ``_http._tcp.local.`` on the HTTP port (status page, API), TXT ``path``, ``hub_id``, ``version``.
+* ``_http._tcp.local.`` on the HTTP port (status page, API), TXT ``path``, ``hub_id``, ``version``;
+* ``_wyoming._tcp.local.`` on the Wyoming port while the Wyoming server runs (net/wyoming/), TXT
+  ``hub_id``, ``version``: Home Assistant's Wyoming integration offers the hub's ASR and TTS from it.
 
 DHCP leases and Wi-Fi roaming change the hub's address while it runs, and records still carrying
 the old one would send clients nowhere. Every ``poll_interval`` seconds (30) the advertiser
@@ -42,6 +44,7 @@ _LOGGER = logging.getLogger(__name__)
 
 XIAOZHI_TYPE = "_xiaozhi._tcp.local."
 HTTP_TYPE = "_http._tcp.local."
+WYOMING_TYPE = "_wyoming._tcp.local."
 POLL_SECONDS = 30.0
 
 
@@ -74,6 +77,7 @@ class _Snapshot:
     addresses: tuple[str, ...]
     ws_port: int
     http_port: int
+    wyoming_port: int | None = None
 
 
 class HubAdvertiser:
@@ -102,14 +106,15 @@ class HubAdvertiser:
         addresses = tuple(a for a in self._address_source() if a)
         ws_port = self.ctx.ws_port or self.ctx.settings.server.ws_port
         http_port = self.ctx.http_port or self.ctx.settings.server.http_port
-        return _Snapshot(addresses, ws_port, http_port)
+        wyoming_port = self.ctx.wyoming.port if self.ctx.wyoming is not None else None
+        return _Snapshot(addresses, ws_port, http_port, wyoming_port)
 
     def build_infos(self, snap: _Snapshot) -> list[AsyncServiceInfo]:
         primary = snap.addresses[0] if snap.addresses else None
         http_base = self.ctx.http_url(primary)
         common = {"hub_id": self.ctx.hub_id, "version": __version__}
         names = {i.type: i.name for i in self._infos}   # keep names zeroconf may have de-conflicted
-        return [
+        infos = [
             AsyncServiceInfo(
                 XIAOZHI_TYPE, names.get(XIAOZHI_TYPE, f"{self.name}.{XIAOZHI_TYPE}"), port=snap.ws_port,
                 properties={"ws_path": self.ctx.settings.server.ws_path,
@@ -120,6 +125,11 @@ class HubAdvertiser:
                 properties={"path": "/", **common},
                 server=self.server, parsed_addresses=list(snap.addresses)),
         ]
+        if snap.wyoming_port:
+            infos.append(AsyncServiceInfo(
+                WYOMING_TYPE, names.get(WYOMING_TYPE, f"{self.name}.{WYOMING_TYPE}"), port=snap.wyoming_port,
+                properties=common, server=self.server, parsed_addresses=list(snap.addresses)))
+        return infos
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:

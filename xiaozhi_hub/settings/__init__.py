@@ -9,7 +9,8 @@ YAML scalars, so ``true``, ``30`` and ``[a, b]`` work.
 A bad file raises :class:`ConfigError` with one line naming the key and the problem; the CLI exits 2.
 
 The schema is written per section (:mod:`.network`: server, auth, ota, mdns; :mod:`.engines`: audio,
-vad, asr, llm, tts, fake; :mod:`.assistant`: session, agent, intents, memory) with shared validators
+vad, asr, llm, tts, fake; :mod:`.assistant`: session, agent, intents, memory; :mod:`.integrations`:
+wyoming, addon) with shared validators
 (:mod:`.validators`); :mod:`.loading` holds the root :class:`Settings` and the file/env/CLI merging,
 :mod:`.flags` the command-line flags every subcommand shares.
 A new section is a dataclass and schema in the module of its concern plus one line in ``SECTIONS``.
@@ -20,15 +21,16 @@ from __future__ import annotations
 from .assistant import AgentSettings, IntentSettings, MemorySettings, SessionSettings
 from .engines import ASRSettings, AudioSettings, FakeSettings, LLMSettings, TTSSettings, VADSettings
 from .flags import add_common_flags, settings_from_args
+from .integrations import AddonSettings, WyomingSettings
 from .loading import (SECTIONS, SHORTCUTS, ConfigError, Settings, env_overrides, from_mapping, load, load_file, merge,
-                      shortcut_overrides)
+                      section_names, shortcut_overrides)
 from .network import DEFAULT_HTTP_PORT, DEFAULT_WS_PORT, WS_PATH, AuthSettings, MDNSSettings, OTASettings, ServerSettings
 from .validators import LOG_LEVELS
 
 __all__ = [
-    "ASRSettings", "AgentSettings", "AudioSettings", "AuthSettings", "ConfigError", "DEFAULT_HTTP_PORT",
+    "ASRSettings", "AddonSettings", "AgentSettings", "AudioSettings", "AuthSettings", "ConfigError", "DEFAULT_HTTP_PORT",
     "DEFAULT_WS_PORT", "FakeSettings", "IntentSettings", "LLMSettings", "LOG_LEVELS", "MDNSSettings",
     "MemorySettings", "OTASettings", "SECTIONS", "SHORTCUTS", "ServerSettings", "SessionSettings", "Settings",
-    "TTSSettings", "VADSettings", "WS_PATH", "add_common_flags", "env_overrides", "from_mapping", "load", "load_file",
-    "merge", "settings_from_args", "shortcut_overrides",
+    "TTSSettings", "VADSettings", "WS_PATH", "WyomingSettings", "add_common_flags", "env_overrides", "from_mapping", "load", "load_file",
+    "merge", "section_names", "settings_from_args", "shortcut_overrides",
 ]

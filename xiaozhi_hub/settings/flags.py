@@ -19,6 +19,8 @@ def add_common_flags(parser: argparse.ArgumentParser, suppress: bool = False) ->
     parser.add_argument("--http-port", type=int, default=d, help="HTTP port: OTA, API, status (default 8003)")
     parser.add_argument("--data-dir", default=d, help="folder for the database, firmware and secrets (default ./data)")
     parser.add_argument("--log-level", choices=LOG_LEVELS, default=d, help="log verbosity (default info)")
+    parser.add_argument("--check-config", action="store_true", default=d,
+                        help="validate the settings, print the effective ones (secrets hidden) and exit")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -18,6 +18,7 @@ from .engines import (ASR_SCHEMA, AUDIO_SCHEMA, FAKE_SCHEMA, LLM_SCHEMA, TTS_SCH
                       AudioSettings, FakeSettings, LLMSettings, TTSSettings, VADSettings)
 from .network import (AUTH_SCHEMA, MDNS_SCHEMA, OTA_SCHEMA, SERVER_SCHEMA, AuthSettings, MDNSSettings, OTASettings,
                       ServerSettings)
+from .integrations import ADDON_SCHEMA, WYOMING_SCHEMA, AddonSettings, WyomingSettings
 from .validators import log_level
 
 
@@ -41,6 +42,8 @@ class Settings:
     agent: AgentSettings = field(default_factory=AgentSettings)
     intents: IntentSettings = field(default_factory=IntentSettings)
     memory: MemorySettings = field(default_factory=MemorySettings)
+    wyoming: WyomingSettings = field(default_factory=WyomingSettings)
+    addon: AddonSettings = field(default_factory=AddonSettings)
     data_dir: str = "data"
     models_dir: str = "models/installed"
     log_level: str = "info"
@@ -69,6 +72,8 @@ SECTIONS: dict[str, tuple[vol.Schema, type]] = {
     "agent": (AGENT_SCHEMA, AgentSettings),
     "intents": (INTENTS_SCHEMA, IntentSettings),
     "memory": (MEMORY_SCHEMA, MemorySettings),
+    "wyoming": (WYOMING_SCHEMA, WyomingSettings),
+    "addon": (ADDON_SCHEMA, AddonSettings),
 }
 TOP_LEVEL: dict[str, Callable[[Any], Any]] = {
     "data_dir": vol.Coerce(str),
@@ -83,6 +88,11 @@ SHORTCUTS: dict[str, tuple[str | None, str]] = {
     "data_dir": (None, "data_dir"),
     "log_level": (None, "log_level"),
 }
+
+
+def section_names() -> tuple[str, ...]:
+    """The sections hub.yaml accepts (a generator of hub.yaml writes only these)."""
+    return tuple(SECTIONS)
 
 
 def _path_of(err: vol.Invalid, prefix: tuple[str, ...] = ()) -> str:
