@@ -41,6 +41,7 @@ from aiohttp import web
 from .. import __version__
 from ..auth import mint_token
 from ..store.activation import check_activation_hmac
+from ..store.device_info import collect_info
 from ..store.devices import Device, DeviceReport, InvalidValue, normalize_device_id, token_time, valid_client_id
 from ..store.firmware import DOWNLOAD_PREFIX
 from .httputil import BadRequest, json_error, read_json_object
@@ -57,17 +58,6 @@ ACTIVATION_TIMEOUT_MS = 30_000     # parsed but unused by current firmware; sent
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-.]{0,251}[A-Za-z0-9])?")
 _IPV6_RE = re.compile(r"\[[0-9A-Fa-f:.]{2,45}\]")
 _MAX_STR = 128
-
-# Scalar diagnostics kept from the system-info body (for the device list, the API and HA).
-_INFO_FIELDS: tuple[tuple[str, ...], ...] = (
-    ("chip_model_name",), ("flash_size",), ("minimum_free_heap_size",),
-    ("application", "name"), ("application", "compile_time"), ("application", "idf_version"),
-    ("application", "elf_sha256"), ("ota", "label"),
-    ("board", "ssid"), ("board", "rssi"), ("board", "channel"), ("board", "ip"),
-    ("board", "carrier"), ("board", "csq"), ("board", "imei"), ("board", "iccid"),
-    ("display", "width"), ("display", "height"), ("display", "monochrome"),
-)
-
 
 # ---------------------------------------------------------------------------- request parsing
 
@@ -104,19 +94,6 @@ def _opt_obj(container: dict[str, Any], key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest(400, f"{key} must be a JSON object, not {type(value).__name__}")
     return value
-
-
-def _collect_info(body: dict[str, Any]) -> dict[str, Any]:
-    info: dict[str, Any] = {}
-    for path in _INFO_FIELDS:
-        node: Any = body
-        for key in path:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, str):
-            info[".".join(path)] = node[:_MAX_STR]
-        elif isinstance(node, (int, float, bool)) and not (isinstance(node, float) and node != node):
-            info[".".join(path)] = node
-    return info
 
 
 def _device_id(raw: str | None) -> str:
@@ -156,7 +133,7 @@ def parse_ota_request(headers: Any, body: dict[str, Any]) -> OTARequest:
         board=_opt_str(board, "type", "board.", 64), board_name=_opt_str(board, "name", "board."),
         chip=_opt_str(body, "chip_model_name", "", 32),
         language=_opt_str(body, "language", "", 16) or headers.get("Accept-Language", "")[:16] or None,
-        serial_number=serial or None, info=_collect_info(body))
+        serial_number=serial or None, info=collect_info(body))
 
 
 def request_host(request: web.Request) -> str | None:

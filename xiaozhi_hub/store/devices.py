@@ -1,8 +1,9 @@
 """Device records: what the hub knows about each ESP32, and the SQL that reads and changes them.
 
-A device is identified by its ``Device-Id`` (the Wi-Fi MAC, lowercase, docs/protocol.md, Connection and headers). It is
-recorded on its first OTA check (with board, firmware version and a few diagnostics from the
-system-info body) or on its first WebSocket connection, whichever comes first.
+A device is identified by its ``Device-Id`` (the Wi-Fi MAC, lowercase; docs/protocol.md, Connection
+and headers). It is recorded on its first OTA check (with board, firmware version and a few
+diagnostics from the system-info body, kept by the rule of :mod:`.device_info`) or on its first
+WebSocket connection, whichever comes first.
 
 Blocking refuses a device's OTA checks and connections. Revocation stores a per-device "tokens
 issued before T are invalid" time (see :func:`revoke_tokens` and :func:`token_time`). Activation
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .db import migration
+from .device_info import clean_info
 
 MAX_ID_LENGTH = 64
 MAX_NAME_LENGTH = 64
@@ -56,6 +58,11 @@ CREATE TABLE IF NOT EXISTS devices (
     last_ota             REAL
 );
 CREATE INDEX IF NOT EXISTS devices_name ON devices(name);
+""")
+# Older versions kept application.elf_sha256, where py-xiaozhi sends its HMAC key (see device_info).
+migration("store.devices.v2-no-elf-sha256", """
+UPDATE devices SET info = json_remove(info, '$."application.elf_sha256"')
+ WHERE info IS NOT NULL AND json_valid(info);
 """)
 
 
@@ -158,7 +165,7 @@ def row_to_device(row: sqlite3.Row) -> Device:
         device_id=row["device_id"], client_id=row["client_id"] or "", name=row["name"], board=row["board"],
         board_name=row["board_name"], chip=row["chip"], firmware_version=row["firmware_version"],
         language=row["language"], serial_number=row["serial_number"], ip=row["ip"],
-        info=info if isinstance(info, dict) else {}, blocked=bool(row["blocked"]),
+        info=clean_info(info) if isinstance(info, dict) else {}, blocked=bool(row["blocked"]),
         activated=bool(row["activated"]), activated_at=row["activated_at"],
         activation_code=row["activation_code"], activation_challenge=row["activation_challenge"],
         code_issued_at=row["code_issued_at"], tokens_not_before=row["tokens_not_before"],
