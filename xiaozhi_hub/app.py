@@ -118,6 +118,11 @@ async def open_stores(settings: Settings, db: Database, registry: SessionRegistr
         log.info("removed unindexed firmware leftover %s", path.name)
     return Stores(devices, firmware)
 
+def device_authenticator(settings: Settings, secret: str, devices: DeviceStore) -> Authenticator:
+    """Who may open the WebSocket: tokens checked against the secret, revocation and approval from the store."""
+    return Authenticator(settings.auth, secret, revoked_before=devices.revoked_before,
+                         not_admitted=devices.not_admitted)
+
 async def serve_http(ctx: HubContext, listen: Listen, closers: list[Closer]) -> None:
     """The OTA endpoint (unless ``ota.enabled`` is false), every HTTP route, the listener, then mDNS
     (unless ``mdns.enabled`` is false), which advertises the ports bound by then."""
@@ -182,7 +187,7 @@ class Hub:
         metrics = Metrics()
         phrases = PhraseCache(providers.tts, settings.audio.downlink_sample_rate, settings.audio.frame_duration_ms,
                               compute)
-        auth = Authenticator(settings.auth, secret, revoked_before=stores.devices.revoked_before)
+        auth = device_authenticator(settings, secret, stores.devices)
         ctx = HubContext(settings=settings, db=db, auth=auth, compute=compute, registry=registry,
                          providers=providers, hub_id=hub_id, devices=stores.devices,
                          firmware=stores.firmware, phrases=phrases, metrics=metrics)

@@ -4,6 +4,11 @@ Per-device tokens follow the reference server's scheme, so tokens minted by eith
 ``<sig>.<ts>`` where ``sig`` is base64url (no padding) of HMAC-SHA256(secret, "<client-id>|<device-id>|<ts>")
 and ``ts`` is Unix seconds at issue. Static tokens and allowed device ids come from ``auth`` settings.
 Revocation: a device id may carry a "not before" time; tokens issued earlier are refused.
+
+A per-device token says who the device is, not that it may talk: the OTA reply carries one even while
+activation is pending (a client that never repeats its OTA check still holds a usable token once it is
+approved), so a well-signed token is admitted only when the device store has no objection
+(``not_admitted``: activation pending, unknown device while activation is required).
 """
 
 from __future__ import annotations
@@ -60,10 +65,15 @@ def strip_bearer(authorization: str | None) -> str | None:
     return value or None
 
 
+AUTH_FAILED = "auth_failed"                  # the refusal's error code on the socket (docs/protocol.md)
+ACTIVATION_PENDING = "activation_pending"
+
+
 @dataclass
 class AuthResult:
     ok: bool
     reason: str = ""
+    code: str = AUTH_FAILED
 
 
 @dataclass
@@ -72,6 +82,8 @@ class Authenticator:
     secret: str
     # device_id -> unix time before which tokens are refused (revocation); filled by the device store.
     revoked_before: Callable[[str], float | None] = field(default=lambda _device_id: None)
+    # device_id -> why a device holding a valid token may not connect yet (None = it may); the device store.
+    not_admitted: Callable[[str], str | None] = field(default=lambda _device_id: None)
 
     def verify_device_token(self, token: str, client_id: str, device_id: str,
                             now: float | None = None) -> AuthResult:
@@ -107,4 +119,7 @@ class Authenticator:
                 return AuthResult(True)
         if not device_id:
             return AuthResult(False, "missing Device-Id")
-        return self.verify_device_token(token, client_id or "", device_id)
+        result = self.verify_device_token(token, client_id or "", device_id)
+        if result.ok and (why := self.not_admitted(device_id)) is not None:
+            return AuthResult(False, why, ACTIVATION_PENDING)
+        return result

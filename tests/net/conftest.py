@@ -11,8 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from xiaozhi_hub.app import open_stores, serve_http
-from xiaozhi_hub.auth import Authenticator
+from xiaozhi_hub.app import device_authenticator, open_stores, serve_http
 from xiaozhi_hub.context import HubContext
 from xiaozhi_hub.settings import Settings, from_mapping
 from xiaozhi_hub.store.db import Database
@@ -122,7 +121,7 @@ async def make_hub(tmp_path: Path):
         registry = SessionRegistry()
         stores = await open_stores(settings, db, registry, closers)
         ctx = HubContext(settings=settings, db=db, compute=None, providers=None, phrases=None,  # type: ignore[arg-type]
-                         auth=Authenticator(settings.auth, SECRET, revoked_before=stores.devices.revoked_before),
+                         auth=device_authenticator(settings, SECRET, stores.devices),
                          registry=registry, devices=stores.devices, firmware=stores.firmware,
                          hub_id="0f3c2d1e-hub-test", host_ip="127.0.0.1")
         ctx.ws_port = WS_PORT

@@ -6,10 +6,13 @@ import hashlib
 import hmac
 import re
 
+from xiaozhi_hub.auth import ACTIVATION_PENDING
+
 from .conftest import CLIENT_ID, DEVICE_ID, Hub, device_headers
 
 
 async def _activate(hub: Hub, body: object = None, headers: dict[str, str] | None = None) -> int:
+    """POST /xiaozhi/ota/activate as a device; the status code."""
     async with hub.session.post(f"{hub.base}/xiaozhi/ota/activate", json={} if body is None else body,
                                 headers=headers or device_headers()) as r:
         await r.read()
@@ -23,9 +26,11 @@ async def _pending_reply(hub: Hub, image_file=None) -> dict:
     assert isinstance(activation["challenge"], str) and activation["challenge"]
     assert activation["code"] in activation["message"]
     assert type(activation["timeout_ms"]) is int
-    # Still a well-formed reply: firmware object and a websocket section, but no usable token yet.
+    # Still a well-formed reply: firmware object and a websocket section with the device's token, which
+    # the socket refuses until the device is approved (not as malformed: as pending).
     assert reply["firmware"] == {"version": "1.7.6", "url": ""}
-    assert reply["websocket"]["token"] == ""
+    verdict = hub.ctx.auth.check(DEVICE_ID, CLIENT_ID, f"Bearer {reply['websocket']['token']}")
+    assert not verdict.ok and verdict.code == ACTIVATION_PENDING and "approve" in verdict.reason
     assert "mqtt" not in reply
     return reply
 
@@ -146,3 +151,63 @@ async def test_devices_seen_while_activation_was_off_stay_approved(make_hub) -> 
     newcomer = "11:22:33:44:55:66"
     resp = await after.ota(headers=device_headers(mac=newcomer), mac=newcomer)
     assert "activation" in await resp.json()
+
+
+# -- both body shapes, both key readings (docs/protocol.md, Activation) -----------------------------
+# Stock firmware: {"algorithm","serial_number","challenge","hmac"} at the top level, HMAC keyed with the
+# raw eFuse key bytes, Serial-Number header. py-xiaozhi: the same fields wrapped as {"Payload": {...}},
+# HMAC keyed with the ASCII of its hex key string, no Serial-Number header.
+
+STOCK_KEY = bytes(range(0x40, 0x60))                                  # 32 raw bytes, registered as hex
+PY_KEY = hashlib.sha256(b"host||a1:b2:c3:d4:e5:f6||machine-id").hexdigest()   # a 64-hex string
+
+
+def _stock_poll(challenge: str, key: bytes) -> tuple[dict, dict[str, str]]:
+    body = {"algorithm": "hmac-sha256", "serial_number": "SN0001", "challenge": challenge,
+            "hmac": hmac.new(key, challenge.encode(), hashlib.sha256).hexdigest()}
+    return body, {**device_headers(), "Activation-Version": "2", "Serial-Number": "SN0001"}
+
+
+def _py_xiaozhi_poll(challenge: str, key: bytes) -> tuple[dict, dict[str, str]]:
+    body = {"Payload": {"algorithm": "hmac-sha256", "serial_number": "SN-1A2B3C4D-a1b2c3d4e5f6",
+                        "challenge": challenge, "hmac": hmac.new(key, challenge.encode(), hashlib.sha256).hexdigest()}}
+    return body, {"Activation-Version": "2", "Device-Id": DEVICE_ID, "Client-Id": CLIENT_ID,
+                  "Content-Type": "application/json"}
+
+
+async def _registered(make_hub, key_hex: str) -> tuple[Hub, str]:
+    hub = await make_hub(ota={"activation": True})
+    await _pending_reply(hub)
+    assert hub.cli("devices", "key", DEVICE_ID, key_hex) == 0
+    return hub, (await hub.ota_json())["activation"]["challenge"]
+
+
+async def test_stock_shape_with_the_raw_key(make_hub) -> None:
+    hub, challenge = await _registered(make_hub, STOCK_KEY.hex())
+    assert await _activate(hub, *_stock_poll(challenge, b"not the key")) == 403
+    assert await _activate(hub, *_stock_poll(challenge, STOCK_KEY)) == 200
+    assert "activation" not in await hub.ota_json()
+
+
+async def test_py_xiaozhi_shape_with_the_ascii_key(make_hub) -> None:
+    hub, challenge = await _registered(make_hub, PY_KEY)
+    assert await _activate(hub, *_py_xiaozhi_poll(challenge, b"not the key")) == 403   # the wrapper is read
+    assert await _activate(hub, *_py_xiaozhi_poll(challenge, PY_KEY.encode())) == 200
+    assert "activation" not in await hub.ota_json()
+
+
+async def test_either_shape_takes_either_key_reading(make_hub) -> None:
+    hub, challenge = await _registered(make_hub, PY_KEY)
+    assert await _activate(hub, *_stock_poll(challenge, PY_KEY.encode())) == 200
+    hub, challenge = await _registered(make_hub, STOCK_KEY.hex())
+    assert await _activate(hub, *_py_xiaozhi_poll(challenge, STOCK_KEY)) == 200
+
+
+async def test_payload_shape_refusals(make_hub) -> None:
+    hub = await make_hub(ota={"activation": True})
+    challenge = (await _pending_reply(hub))["activation"]["challenge"]
+    body, headers = _py_xiaozhi_poll(challenge, PY_KEY.encode())
+    assert await _activate(hub, {"Payload": "nope"}, headers) == 400
+    assert await _activate(hub, {"Payload": {**body["Payload"], "hmac": 7}}, headers) == 400
+    assert await _activate(hub, {"Payload": {**body["Payload"], "algorithm": "md5"}}, headers) == 400
+    assert await _activate(hub, body, headers) == 202                  # no key registered: the code decides

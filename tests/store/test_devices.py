@@ -3,6 +3,7 @@ the HMAC check, and the cached store's shut-out notices, on a real SQLite file."
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 from pathlib import Path
@@ -13,7 +14,8 @@ from xiaozhi_hub.store import devices as dev
 from xiaozhi_hub.store.activation import (CODE_TTL_SECONDS, approve_code, check_activation_hmac,
                                           ensure_activation_code)
 from xiaozhi_hub.store.db import Database
-from xiaozhi_hub.store.device_store import REASON_BLOCKED, REASON_REVOKED, DeviceStore
+from xiaozhi_hub.store.device_store import (REASON_BLOCKED, REASON_PENDING, REASON_REVOKED, REASON_UNKNOWN,
+                                            DeviceStore)
 
 from .conftest import DEVICE_ID
 
@@ -70,6 +72,28 @@ def test_activation_hmac_is_checked_only_against_a_registered_key(sync_db: Datab
     assert check_activation_hmac(device, {"challenge": challenge, "hmac": 5}) is False
 
 
+def test_activation_hmac_vectors_for_both_key_readings() -> None:
+    """Fixed keys and challenge; the expected HMACs are computed here, independently of the hub's code."""
+    challenge = "5f1b2c3d4e5f60718293a4b5c6d7e8f9"
+    raw_key = bytes.fromhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
+    text_key = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"     # sha256(b"test"), hex
+    base = dev.Device(device_id=DEVICE_ID, client_id="", name=None, board=None, board_name=None, chip=None,
+                      firmware_version=None, language=None, serial_number=None, ip=None, info={},
+                      blocked=False, activated=False, activated_at=None, activation_code="123456",
+                      activation_challenge=challenge, code_issued_at=0.0, tokens_not_before=None,
+                      hmac_key=None, first_seen=0, last_seen=0, last_ota=None)
+    stock = dataclasses.replace(base, hmac_key=raw_key.hex())
+    stock_hmac = hmac.new(raw_key, challenge.encode(), hashlib.sha256).hexdigest()          # eFuse: raw bytes
+    assert check_activation_hmac(stock, {"challenge": challenge, "hmac": stock_hmac}) is True
+    py = dataclasses.replace(base, hmac_key=text_key)
+    py_hmac = hmac.new(text_key.encode("ascii"), challenge.encode(), hashlib.sha256).hexdigest()  # py-xiaozhi
+    assert check_activation_hmac(py, {"challenge": challenge, "hmac": py_hmac}) is True
+    # Each HMAC belongs to its key: the readings of one key do not vouch for another key.
+    assert check_activation_hmac(stock, {"challenge": challenge, "hmac": py_hmac}) is False
+    assert check_activation_hmac(py, {"challenge": challenge, "hmac": stock_hmac}) is False
+    assert py_hmac != hmac.new(bytes.fromhex(text_key), challenge.encode(), hashlib.sha256).hexdigest()
+
+
 async def test_store_reports_each_shut_out_once_whichever_connection_made_it(tmp_path: Path) -> None:
     notices: list[tuple[str, str]] = []
 
@@ -91,6 +115,29 @@ async def test_store_reports_each_shut_out_once_whichever_connection_made_it(tmp
         assert await store.refresh_if_changed()
         assert store.revoked_before(DEVICE_ID) == 2001.0
         assert notices[-1] == (DEVICE_ID, REASON_REVOKED) and len(notices) == 2
+    finally:
+        cli.conn.close()
+        await db.close()
+
+
+async def test_store_admits_only_approved_devices_while_activation_is_required(tmp_path: Path) -> None:
+    db = await Database(tmp_path / "hub.db").open()
+    cli = Database(tmp_path / "hub.db").open_sync()
+    try:
+        store = DeviceStore(db, approve_new=False, clock=lambda: 1000.0)
+        await store.load()
+        assert store.not_admitted(DEVICE_ID) == REASON_UNKNOWN
+        await store.record_report(dev.DeviceReport(device_id=DEVICE_ID, client_id="c"))
+        assert store.not_admitted(DEVICE_ID.upper()) == REASON_PENDING
+        code = (await store.ensure_activation_code(DEVICE_ID)).activation_code
+        cli.transaction_sync(lambda c: approve_code(c, str(code), 1001.0))         # the CLI, another connection
+        assert store.not_admitted(DEVICE_ID) == REASON_PENDING                     # not seen yet ...
+        assert (await store.reload(DEVICE_ID)).activated                            # ... until read through reload
+        assert store.not_admitted(DEVICE_ID) is None
+        assert await store.reload("00:00:00:00:00:00") is None
+        open_store = DeviceStore(db, approve_new=True)                              # activation off
+        await open_store.load()
+        assert open_store.not_admitted("00:00:00:00:00:00") is None
     finally:
         cli.conn.close()
         await db.close()

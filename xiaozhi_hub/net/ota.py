@@ -14,13 +14,15 @@ back decides whether it can talk at all, so the reply is built to the firmware's
   ``server.public_ws_url`` is set, and a freshly minted per-device token. Only string fields: the
   device stores every string/number field of the section in NVS.
 * no ``mqtt`` section (it would switch the device to MQTT+UDP, which the hub does not serve yet).
-* ``activation`` only while activation is required and the device is not yet approved; then the
-  token is empty and no update is offered.
+* ``activation`` only while activation is required and the device is not yet approved; then no
+  update is offered. The token is there all the same: the socket refuses it (``activation_pending``)
+  until the device is approved, and accepts it from then on, so a client that does not repeat its OTA
+  check after activating can still connect.
 
 ``POST /xiaozhi/ota/activate`` answers 202 while the device waits for approval and 200 once it is
 approved (the device polls every 3 s). Devices with an eFuse serial number send an HMAC of the
-challenge; it is checked only when the device's key was registered, otherwise they are approved by
-code like any other device.
+challenge, at the top level (stock firmware) or wrapped in ``Payload`` (py-xiaozhi); it is checked
+only when the device's key was registered, otherwise they are approved by code like any other device.
 
 Bodies are size-limited and validated; garbage gets a 400 with a JSON reason. Both endpoints are
 rate-limited per client address (429 with ``Retry-After``).
@@ -54,6 +56,7 @@ _LOGGER = logging.getLogger(__name__)
 
 OTA_PATH = "/xiaozhi/ota/"
 ACTIVATE_PATH = "/xiaozhi/ota/activate"
+ACTIVATION_FIELDS = ("algorithm", "serial_number", "challenge", "hmac")
 ACTIVATION_TIMEOUT_MS = 30_000     # parsed but unused by current firmware; sent for completeness
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-.]{0,251}[A-Za-z0-9])?")
 _IPV6_RE = re.compile(r"\[[0-9A-Fa-f:.]{2,45}\]")
@@ -219,20 +222,14 @@ class OTAEndpoint:
             },
             # The device's own version and no URL: "nothing to install" for every firmware generation.
             "firmware": {"version": req.version or "0", "url": ""},
+            # A token even while activation is pending: a client that does not repeat its OTA check after
+            # activating (py-xiaozhi) connects with this one, which the socket accepts once it is approved.
+            "websocket": {"url": self.ctx.ws_url(host),
+                          "token": mint_token(self.ctx.auth.secret, req.client_id, device.device_id,
+                                              now=token_time(device, now))},
         }
-
         if self.needs_activation(device):
-            device = await store.ensure_activation_code(device.device_id)
-            assert device.activation_code is not None and device.activation_challenge is not None
-            reply["websocket"] = {"url": self.ctx.ws_url(host), "token": ""}
-            reply["activation"] = {
-                "code": device.activation_code,
-                "message": _activation_message(device.activation_code, req.language),
-                "challenge": device.activation_challenge,
-                "timeout_ms": ACTIVATION_TIMEOUT_MS,
-            }
-            _LOGGER.info("device %s (%s) waits for approval with code %s",
-                         device.label, device.board or "unknown board", device.activation_code)
+            reply["activation"] = await self._activation_section(device, req.language)
             return _json(reply)
 
         offer = await self.ctx.firmware.offer_for(device)
@@ -240,11 +237,21 @@ class OTAEndpoint:
             reply["firmware"] = {"version": offer.version,
                                  "url": f"{self.ctx.http_url(host)}{DOWNLOAD_PREFIX}{offer.download_name}"}
             _LOGGER.info("offering firmware %s to %s (running %s)", offer.version, device.label, req.version)
-
-        token = mint_token(self.ctx.auth.secret, req.client_id, device.device_id, now=token_time(device, now))
-        reply["websocket"] = {"url": self.ctx.ws_url(host), "token": token}
         _LOGGER.debug("OTA check from %s (%s %s)", device.label, req.board, req.version)
         return _json(reply)
+
+    async def _activation_section(self, device: Device, language: str | None) -> dict[str, Any]:
+        """The code and challenge of a pending device (kept across checks); no firmware is offered."""
+        device = await self.ctx.devices.ensure_activation_code(device.device_id)
+        assert device.activation_code is not None and device.activation_challenge is not None
+        _LOGGER.info("device %s (%s) waits for approval with code %s",
+                     device.label, device.board or "unknown board", device.activation_code)
+        return {
+            "code": device.activation_code,
+            "message": _activation_message(device.activation_code, language),
+            "challenge": device.activation_challenge,
+            "timeout_ms": ACTIVATION_TIMEOUT_MS,
+        }
 
     # -- GET /xiaozhi/ota/ ------------------------------------------------------------------------
     async def status(self, request: web.Request) -> web.StreamResponse:
@@ -274,17 +281,15 @@ class OTAEndpoint:
             return refusal
         try:
             body = await read_json_object(request, self.ctx.settings.ota.max_body_bytes, allow_empty=True)
-            for key in ("algorithm", "serial_number", "challenge", "hmac"):
-                if key in body and not isinstance(body[key], str):
-                    raise BadRequest(400, f"{key} must be a string")
-            if "algorithm" in body and body["algorithm"] != "hmac-sha256":
-                raise BadRequest(400, f"unsupported algorithm {body['algorithm'][:32]!r} (expected hmac-sha256)")
+            proof = parse_activation_body(body)
             device_id = _device_id(request.headers.get("Device-Id"))
             store = self.ctx.devices
         except BadRequest as err:
             return err.response()
 
-        device = await store.get(device_id)
+        # Read with the cache brought up to date: a device approved from the command line connects right
+        # after this poll says "activated", and the socket must not still see it as pending.
+        device = await store.reload(device_id)
         if device is None:
             return json_error(404, "unknown device: it must make an OTA check first")
         if device.blocked:
@@ -292,7 +297,7 @@ class OTAEndpoint:
         if not self.needs_activation(device):
             return _json({"status": "activated"})
 
-        verdict = check_activation_hmac(device, body)
+        verdict = check_activation_hmac(device, proof)
         if verdict is False:
             _LOGGER.warning("activation HMAC from %s does not match its registered key", device.label)
             return json_error(403, "activation HMAC does not match the key registered for this device")
@@ -301,6 +306,29 @@ class OTAEndpoint:
             _LOGGER.info("device %s approved by its HMAC key", device.label)
             return _json({"status": "activated"})
         return _json({"status": "pending", "message": "waiting for the code to be approved on the hub"}, status=202)
+
+
+def parse_activation_body(body: dict[str, Any]) -> dict[str, str]:
+    """The proof fields of an activation poll, in either shape clients send (docs/protocol.md, Activation).
+
+    Stock firmware posts ``{"algorithm", "serial_number", "challenge", "hmac"}`` at the top level (or
+    ``{}`` without an eFuse serial number); py-xiaozhi wraps the same fields as ``{"Payload": {...}}``.
+    Raises :class:`BadRequest` for anything else that is not a string where a string belongs.
+    """
+    fields: Any = body
+    if "Payload" in body:
+        fields = body["Payload"]
+        if not isinstance(fields, dict):
+            raise BadRequest(400, "Payload must be a JSON object")
+    proof: dict[str, str] = {}
+    for key in ACTIVATION_FIELDS:
+        if key in fields:
+            if not isinstance(fields[key], str):
+                raise BadRequest(400, f"{key} must be a string")
+            proof[key] = fields[key]
+    if "algorithm" in proof and proof["algorithm"] != "hmac-sha256":
+        raise BadRequest(400, f"unsupported algorithm {proof['algorithm'][:32]!r} (expected hmac-sha256)")
+    return proof
 
 
 def add_routes(app: web.Application, endpoint: OTAEndpoint) -> None:

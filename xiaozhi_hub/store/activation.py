@@ -4,7 +4,8 @@ With ``ota.activation: true`` an unknown device gets a 6-digit code, which it sh
 stays "pending" until someone approves that code (``xiaozhi-hub devices approve CODE`` or
 ``POST /api/devices/approve``). With activation off, devices are approved on sight; turning it on
 later only affects devices the hub has not seen yet. A device with an eFuse key may instead prove
-itself with an HMAC of the challenge (:func:`check_activation_hmac`).
+itself with an HMAC of the challenge (:func:`check_activation_hmac`), made with its key as raw bytes
+(stock firmware, eFuse) or as the ASCII of its hex string (py-xiaozhi).
 
 Plain functions on a ``sqlite3.Connection``, like :mod:`xiaozhi_hub.store.devices`.
 """
@@ -82,21 +83,30 @@ def approve_device(conn: sqlite3.Connection, device_id: str, now: float) -> Devi
     return device
 
 
-def check_activation_hmac(device: Device, body: dict[str, Any]) -> bool | None:
-    """Check an ``hmac-sha256`` activation body against the device's known key.
+def activation_keys(key_hex: str) -> tuple[bytes, bytes]:
+    """The two ways clients read a registered key: stock firmware signs with the raw key bytes (its eFuse
+    key, registered as hex); py-xiaozhi signs with the ASCII text of its hex key string."""
+    return bytes.fromhex(key_hex), key_hex.encode("ascii")
+
+
+def check_activation_hmac(device: Device, proof: dict[str, Any]) -> bool | None:
+    """Check an ``hmac-sha256`` activation proof (the body's fields, unwrapped) against the device's key.
 
     Returns None when there is nothing to check (no key on file, or a device without a serial number
-    sent ``{}``): such devices are approved by code like any other. True/False is the HMAC verdict.
+    sent ``{}``): such devices are approved by code like any other. True/False is the HMAC verdict;
+    an HMAC made with either reading of the key (:func:`activation_keys`) is accepted.
     """
-    if device.hmac_key is None or "hmac" not in body:
+    if device.hmac_key is None or "hmac" not in proof:
         return None
-    challenge = body.get("challenge")
-    given = body.get("hmac")
+    challenge = proof.get("challenge")
+    given = proof.get("hmac")
     if not isinstance(challenge, str) or not isinstance(given, str):
         return False
     # Compare bytes: compare_digest refuses non-ASCII str, and these strings come from the client.
     if device.activation_challenge is None or not hmac.compare_digest(challenge.encode(),
                                                                        device.activation_challenge.encode()):
         return False
-    expected = hmac.new(bytes.fromhex(device.hmac_key), challenge.encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(given.lower().encode(), expected.encode())
+    given_bytes = given.lower().encode()
+    matches = [hmac.compare_digest(given_bytes, hmac.new(key, challenge.encode(), hashlib.sha256).hexdigest().encode())
+               for key in activation_keys(device.hmac_key)]
+    return any(matches)

@@ -1,7 +1,8 @@
 """The hub's view of the devices table: async operations plus the cached checks made on every connection.
 
-The :class:`~xiaozhi_hub.auth.Authenticator` asks :meth:`DeviceStore.revoked_before` on every
-WebSocket connection, so that call is synchronous and answered from an in-memory cache. The
+The :class:`~xiaozhi_hub.auth.Authenticator` asks :meth:`DeviceStore.revoked_before` and
+:meth:`DeviceStore.not_admitted` on every WebSocket connection, so those calls are synchronous and
+answered from an in-memory cache. The
 command-line tool changes the database from another process; the cache notices through SQLite's
 ``data_version`` (a cheap counter that moves when another connection commits) and reloads within
 :data:`REFRESH_SECONDS`. Whichever process blocks a device or revokes its tokens, the store then
@@ -30,12 +31,16 @@ T = TypeVar("T")
 REFRESH_SECONDS = 2.0            # how soon a CLI change (revoke, block) reaches the running hub
 REASON_BLOCKED = "device blocked"
 REASON_REVOKED = "device tokens revoked"
+REASON_PENDING = ("this device waits for approval: approve the code it shows with "
+                  "`xiaozhi-hub devices approve CODE` (or POST /api/devices/approve)")
+REASON_UNKNOWN = "this device is unknown to the hub: it must make an OTA check first (activation is required)"
 
 
 @dataclass(frozen=True)
 class _CacheEntry:
     blocked: bool
     not_before: float | None
+    activated: bool = True
 
 
 class DeviceStore:
@@ -63,6 +68,19 @@ class DeviceStore:
         entry = self._cache.get(device_id.lower())
         return bool(entry and entry.blocked)
 
+    def not_admitted(self, device_id: str) -> str | None:
+        """Why a device with a valid token may not open the socket yet (None: it may).
+
+        While activation is required (``ota.activation``) only approved devices are admitted; the OTA
+        reply hands a pending device its token already, and the token works from the moment of approval.
+        """
+        if self.approve_new:
+            return None
+        entry = self._cache.get(device_id.lower())
+        if entry is None:
+            return REASON_UNKNOWN
+        return None if entry.activated else REASON_PENDING
+
     # -- cache ------------------------------------------------------------------------------------
     @staticmethod
     def _shut_out_reason(old: _CacheEntry | None, new: _CacheEntry) -> str | None:
@@ -82,7 +100,7 @@ class DeviceStore:
                 _LOGGER.exception("could not end the session of %s", device_id)
 
     async def _remember(self, device: Device) -> Device:
-        entry = _CacheEntry(device.blocked, device.tokens_not_before)
+        entry = _CacheEntry(device.blocked, device.tokens_not_before, device.activated)
         reason = self._shut_out_reason(self._cache.get(device.device_id), entry)
         self._cache[device.device_id] = entry
         if reason:
@@ -93,11 +111,12 @@ class DeviceStore:
         """Fill the cache from the database (at start, and whenever another process changed it)."""
         def read(conn: sqlite3.Connection) -> tuple[int, list[sqlite3.Row]]:
             version = conn.execute("PRAGMA data_version").fetchone()[0]
-            rows = conn.execute("SELECT device_id, blocked, tokens_not_before FROM devices").fetchall()
+            rows = conn.execute("SELECT device_id, blocked, tokens_not_before, activated FROM devices").fetchall()
             return version, rows
         version, rows = await self.db.transaction(read)
         first = self._data_version is None
-        cache = {r["device_id"]: _CacheEntry(bool(r["blocked"]), r["tokens_not_before"]) for r in rows}
+        cache = {r["device_id"]: _CacheEntry(bool(r["blocked"]), r["tokens_not_before"], bool(r["activated"]))
+                 for r in rows}
         changes = [] if first else [(did, reason) for did, entry in cache.items()
                                     if (reason := self._shut_out_reason(self._cache.get(did), entry))]
         self._cache = cache
@@ -152,6 +171,12 @@ class DeviceStore:
 
     async def get(self, device_id: str) -> Device | None:
         return await self._run(get_device, device_id.lower())
+
+    async def reload(self, device_id: str) -> Device | None:
+        """Read a record and bring its cached checks up to date at once (not at the next refresh):
+        a device approved from the command line may connect right after its activation poll says so."""
+        device = await self.get(device_id)
+        return None if device is None else await self._remember(device)
 
     async def resolve(self, ref: str) -> Device:
         return await self._run(resolve_device, ref)

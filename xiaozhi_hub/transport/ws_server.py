@@ -9,7 +9,8 @@ Documented behaviour for bad input (each has a test):
 - non-JSON text, unknown ``type``, bad fields → JSON ``{"type":"error","code":...}``, connection kept;
 - binary frames before the hello → ignored, one JSON error;
 - no hello within ``session.hello_timeout`` → close 4000;
-- missing/wrong token (auth on) → JSON error ``auth_failed``, close 4001; blocked device → 4003;
+- missing/wrong token (auth on) → JSON error ``auth_failed``, close 4001; a valid token of a device that
+  waits for activation → ``activation_pending``, 4001; blocked device → 4003;
 - frame over the size limit → close 1009; flood → close 1008;
 - abrupt TCP close → the session is cleaned up, its turn cancelled; other devices are untouched.
 """
@@ -169,7 +170,7 @@ class WebSocketServer:
             return CloseCode.BLOCKED, "blocked", "this device is blocked on the hub"
         result = self.ctx.auth.check(device_id, client_id, authorization)
         if not result.ok:
-            return CloseCode.AUTH, "auth_failed", f"authentication failed: {result.reason}"
+            return CloseCode.AUTH, result.code, f"authentication failed: {result.reason}"
         return None
 
     async def _read_loop(self, session: Session, ws: web.WebSocketResponse) -> None:
