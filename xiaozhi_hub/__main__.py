@@ -17,7 +17,7 @@ from . import __version__, app, offline
 from .config_check import render as render_settings
 from .models import cli as models_cli
 from .net import cli as net_cli
-from .settings import ConfigError, add_common_flags, settings_from_args
+from .settings import ConfigError, add_common_flags, environment_notes, settings_from_args
 
 __all__ = ["add_common_flags", "build_parser", "main", "settings_from_args"]
 
@@ -56,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(render_settings(settings), end="")
         return 0
     setup_logging(settings.log_level)
+    for note in environment_notes(settings):       # once per run: stray XIAOZHI_* variables, a borrowed data folder
+        logging.getLogger("xiaozhi_hub").warning("%s", note)
     try:
         return int(args.func(args, settings) or 0)
     except KeyboardInterrupt:

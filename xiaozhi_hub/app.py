@@ -239,6 +239,12 @@ class Hub:
 
 # ---------------------------------------------------------------------------- `xiaozhi-hub serve`
 
+def _data_folder(settings: Settings) -> str:
+    """The data folder as the banner shows it, with its origin when an environment variable chose it."""
+    origin = " (from XIAOZHI_DATA_DIR)" if settings.data_dir_origin == "XIAOZHI_DATA_DIR" else ""
+    return f"{settings.data_path.resolve()}{origin}"
+
+
 async def serve(settings: Settings) -> int:
     hub = Hub(settings)
     try:
@@ -253,7 +259,8 @@ async def serve(settings: Settings) -> int:
     print(f"xiaozhi-hub {__version__} ready in {ctx.startup_seconds:.1f}s\n"
           f"  give devices the OTA URL:  {ctx.http_url()}/xiaozhi/ota/\n"
           f"  WebSocket URL:             {ctx.ws_url()}\n"
-          f"  status page:               {ctx.http_url()}/"
+          f"  status page:               {ctx.http_url()}/\n"
+          f"  data folder:               {_data_folder(settings)}"
           + (f"\n  Wyoming (Assist STT/TTS):  {ctx.wyoming.uri()}" if ctx.wyoming is not None else ""), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -4,7 +4,8 @@ Precedence, lowest first: built-in defaults < the YAML file < ``XIAOZHI_*`` envi
 < command-line flags. Environment variables: the shortcuts ``XIAOZHI_WS_PORT``, ``XIAOZHI_HTTP_PORT``,
 ``XIAOZHI_DATA_DIR``, ``XIAOZHI_LOG_LEVEL``, ``XIAOZHI_CONFIG``, and any key as
 ``XIAOZHI_<SECTION>__<KEY>`` (for example ``XIAOZHI_SESSION__IDLE_TIMEOUT=300``); values are read as
-YAML scalars, so ``true``, ``30`` and ``[a, b]`` work.
+YAML scalars, so ``true``, ``30`` and ``[a, b]`` work. Other ``XIAOZHI_*`` names (py-xiaozhi reads
+several) are ignored with one warning at start, naming them.
 
 A bad file raises :class:`ConfigError` with one line naming the key and the problem; the CLI exits 2.
 
@@ -22,15 +23,16 @@ from .assistant import AgentSettings, IntentSettings, MemorySettings, SessionSet
 from .engines import ASRSettings, AudioSettings, FakeSettings, LLMSettings, TTSSettings, VADSettings
 from .flags import add_common_flags, settings_from_args
 from .integrations import AddonSettings, WyomingSettings
-from .loading import (SECTIONS, SHORTCUTS, ConfigError, Settings, env_overrides, from_mapping, load, load_file, merge,
-                      section_names, shortcut_overrides)
+from .loading import (SECTIONS, SHORTCUTS, ConfigError, EnvSettings, Settings, env_overrides, environment_notes,
+                      from_mapping, load, load_file, merge, read_env, section_names, shortcut_overrides)
 from .network import DEFAULT_HTTP_PORT, DEFAULT_WS_PORT, WS_PATH, AuthSettings, MDNSSettings, OTASettings, ServerSettings
 from .validators import LOG_LEVELS
 
 __all__ = [
-    "ASRSettings", "AddonSettings", "AgentSettings", "AudioSettings", "AuthSettings", "ConfigError", "DEFAULT_HTTP_PORT",
-    "DEFAULT_WS_PORT", "FakeSettings", "IntentSettings", "LLMSettings", "LOG_LEVELS", "MDNSSettings",
-    "MemorySettings", "OTASettings", "SECTIONS", "SHORTCUTS", "ServerSettings", "SessionSettings", "Settings",
-    "TTSSettings", "VADSettings", "WS_PATH", "WyomingSettings", "add_common_flags", "env_overrides", "from_mapping", "load", "load_file",
-    "merge", "section_names", "settings_from_args", "shortcut_overrides",
+    "ASRSettings", "AddonSettings", "AgentSettings", "AudioSettings", "AuthSettings", "ConfigError",
+    "DEFAULT_HTTP_PORT", "DEFAULT_WS_PORT", "EnvSettings", "FakeSettings", "IntentSettings", "LLMSettings",
+    "LOG_LEVELS", "MDNSSettings", "MemorySettings", "OTASettings", "SECTIONS", "SHORTCUTS", "ServerSettings",
+    "SessionSettings", "Settings", "TTSSettings", "VADSettings", "WS_PATH", "WyomingSettings", "add_common_flags",
+    "env_overrides", "environment_notes", "from_mapping", "load", "load_file", "merge", "read_env", "section_names",
+    "settings_from_args", "shortcut_overrides",
 ]

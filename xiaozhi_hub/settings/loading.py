@@ -48,6 +48,10 @@ class Settings:
     models_dir: str = "models/installed"
     log_level: str = "info"
     source: str | None = None        # the file this came from (for messages)
+    # Where data_dir came from: "default", the file's path, "XIAOZHI_DATA_DIR" or "--data-dir".
+    data_dir_origin: str = "default"
+    # XIAOZHI_* variables in the environment that are not hub settings (ignored; see environment_notes).
+    env_ignored: tuple[str, ...] = ()
 
     @property
     def data_path(self) -> Path:
@@ -117,26 +121,67 @@ def _parse_scalar(text: str) -> Any:
         return text
 
 
-def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Collect ``XIAOZHI_*`` variables into a nested override mapping."""
+@dataclass(frozen=True)
+class EnvSettings:
+    """What the ``XIAOZHI_*`` environment says: the overrides, and the names that are not hub settings."""
+
+    overrides: dict[str, Any]
+    ignored: tuple[str, ...]
+
+
+def _env_target(key: str) -> tuple[str | None, str] | None:
+    """(section or None for top level, key) for an environment name without its prefix; None if foreign."""
+    if "__" in key:
+        section, sub = key.split("__", 1)
+        return (section, sub) if section in SECTIONS else None
+    return SHORTCUTS.get(key)
+
+
+def read_env(environ: Mapping[str, str]) -> EnvSettings:
+    """Collect ``XIAOZHI_*`` variables into a nested override mapping.
+
+    The prefix is shared: py-xiaozhi, a desktop client often run on the same machine, reads
+    ``XIAOZHI_CACHE_DIR``, ``XIAOZHI_LOG_DIR``, ``XIAOZHI_DISABLE_AUDIO``, ... . A name that is
+    neither a shortcut nor ``XIAOZHI_<SECTION>__<KEY>`` with a known section is therefore not an error:
+    it is ignored and reported (:func:`environment_notes`). A known section's unknown key or bad
+    value still stops the hub, as in hub.yaml: that name can only have been meant for the hub.
+    """
     out: dict[str, Any] = {}
+    ignored: list[str] = []
     for name, raw in environ.items():
         if not name.startswith("XIAOZHI_") or name == "XIAOZHI_CONFIG":
             continue
-        key = name[len("XIAOZHI_"):].lower()
+        target = _env_target(name[len("XIAOZHI_"):].lower())
+        if target is None:
+            ignored.append(name)
+            continue
+        section, sub = target
         value = _parse_scalar(raw)
-        if "__" in key:
-            section_name, sub = key.split("__", 1)
-            out.setdefault(section_name, {})[sub] = value
-        elif key in SHORTCUTS:
-            section, sub = SHORTCUTS[key]
-            if section is None:
-                out[sub] = value
-            else:
-                out.setdefault(section, {})[sub] = value
+        if section is None:
+            out[sub] = value
         else:
-            raise ConfigError(f"{name}: unknown setting (use XIAOZHI_<SECTION>__<KEY>)")
-    return out
+            out.setdefault(section, {})[sub] = value
+    return EnvSettings(out, tuple(sorted(ignored)))
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The nested override mapping of the ``XIAOZHI_*`` environment (foreign names left out)."""
+    return read_env(environ).overrides
+
+
+def environment_notes(settings: "Settings") -> list[str]:
+    """What the command line warns about once at start: ignored variables, and a data folder set by a
+    variable that py-xiaozhi reads too (README, Configuration reference)."""
+    notes: list[str] = []
+    if settings.env_ignored:
+        notes.append(f"ignoring {', '.join(settings.env_ignored)}: not hub settings (other programs, such as "
+                     "py-xiaozhi, use XIAOZHI_* variables too; the hub's are listed in the README)")
+    if settings.data_dir_origin == "XIAOZHI_DATA_DIR" and (settings.env_ignored or settings.source):
+        overriding = f", overriding {settings.source}" if settings.source else ""
+        notes.append(f"data folder {settings.data_path.resolve()} is set by XIAOZHI_DATA_DIR{overriding}; "
+                     "py-xiaozhi reads that variable for its own data: if it was set for py-xiaozhi, "
+                     "start the hub with --data-dir")
+    return notes
 
 
 def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -205,10 +250,17 @@ def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] 
     if path is None:
         path = environ.get("XIAOZHI_CONFIG")
     raw: dict[str, Any] = load_file(path) if path else {}
-    raw = merge(raw, env_overrides(environ))
+    env = read_env(environ)
+    origin = str(path) if "data_dir" in raw else "default"
+    if "data_dir" in env.overrides:
+        origin = "XIAOZHI_DATA_DIR"
+    if overrides and "data_dir" in overrides:
+        origin = "--data-dir"
+    raw = merge(raw, env.overrides)
     if overrides:
         raw = merge(raw, overrides)
-    return from_mapping(raw, source=str(path) if path else None)
+    settings = from_mapping(raw, source=str(path) if path else None)
+    return dataclasses.replace(settings, data_dir_origin=origin, env_ignored=env.ignored)
 
 
 def shortcut_overrides(**values: Any) -> dict[str, Any]:
