@@ -55,6 +55,7 @@ from .store.firmware import FirmwareStore
 
 from .transport.registry import SessionRegistry
 from .transport.ws_server import WebSocketServer
+from .vision import VisionModel, public_url
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,15 @@ async def open_stores(settings: Settings, db: Database, registry: SessionRegistr
     for path in await firmware.sweep_async():
         log.info("removed unindexed firmware leftover %s", path.name)
     return Stores(devices, firmware)
+
+def open_vision(settings: Settings, closers: list[Closer]) -> VisionModel | None:
+    """The camera's vision model, when ``vision.base_url`` is set (else devices are offered no camera upload)."""
+    if not settings.vision.configured:
+        return None
+    vision = VisionModel(settings.vision)
+    closers.append(vision.aclose)
+    log.info("vision model: %s (%s)", public_url(vision.url), settings.vision.model or "the server's model")
+    return vision
 
 def device_authenticator(settings: Settings, secret: str, devices: DeviceStore) -> Authenticator:
     """Who may open the WebSocket: tokens checked against the secret, revocation and approval from the store."""
@@ -191,6 +201,7 @@ class Hub:
         ctx = HubContext(settings=settings, db=db, auth=auth, compute=compute, registry=registry,
                          providers=providers, hub_id=hub_id, devices=stores.devices,
                          firmware=stores.firmware, phrases=phrases, metrics=metrics)
+        ctx.vision = open_vision(settings, self._closers)
         lag = asyncio.create_task(watch_loop_lag(metrics), name="loop-lag")
         self._closers.append(_call(lag.cancel))
         try:

@@ -54,6 +54,22 @@ def mint_token(secret: str, client_id: str, device_id: str, now: float | None = 
     return f"{_sign(secret, client_id, device_id, ts)}.{ts}"
 
 
+# Vision tokens (the camera's upload credential, sent in MCP initialize) are signed with a key derived
+# from the secret, so one can never pass for a WebSocket token or the other way round.
+VISION_TOKEN_TTL = 24 * 3600      # a new one comes with every session's initialize
+
+
+def _sign_vision(secret: str, device_id: str, ts: int) -> str:
+    key = hmac.new(secret.encode(), b"xiaozhi-hub vision token", hashlib.sha256).digest()
+    digest = hmac.new(key, f"{device_id}|{ts}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def mint_vision_token(secret: str, device_id: str, now: float | None = None) -> str:
+    ts = int(time.time() if now is None else now)
+    return f"{_sign_vision(secret, device_id, ts)}.{ts}"
+
+
 def strip_bearer(authorization: str | None) -> str | None:
     if not authorization:
         return None
@@ -87,6 +103,17 @@ class Authenticator:
 
     def verify_device_token(self, token: str, client_id: str, device_id: str,
                             now: float | None = None) -> AuthResult:
+        """A per-device WebSocket token (the OTA reply's), for this client and device."""
+        return self._verify(token, device_id, self.settings.token_ttl, now,
+                            lambda ts: _sign(self.secret, client_id, device_id, ts))
+
+    def verify_vision_token(self, token: str, device_id: str, now: float | None = None) -> AuthResult:
+        """A vision token (MCP ``initialize``), for the device whose ``Device-Id`` uploads the photo."""
+        return self._verify(token, device_id, VISION_TOKEN_TTL, now,
+                            lambda ts: _sign_vision(self.secret, device_id, ts))
+
+    def _verify(self, token: str, device_id: str, ttl: float, now: float | None,
+                signature: Callable[[int], str]) -> AuthResult:
         sig, dot, ts_text = token.rpartition(".")
         if not dot or not ts_text.isdigit():
             return AuthResult(False, "malformed token")
@@ -94,10 +121,10 @@ class Authenticator:
         now = time.time() if now is None else now
         if ts > now + 300:
             return AuthResult(False, "token issued in the future")
-        if now - ts > self.settings.token_ttl:
+        if now - ts > ttl:
             return AuthResult(False, "token expired")
-        expected = _sign(self.secret, client_id, device_id, ts)
-        if not hmac.compare_digest(sig, expected):
+        # Bytes: compare_digest refuses non-ASCII str, and the signature comes from the client.
+        if not hmac.compare_digest(sig.encode(), signature(ts).encode()):
             return AuthResult(False, "bad token signature")
         cutoff = self.revoked_before(device_id)
         if cutoff is not None and ts < cutoff:

@@ -10,12 +10,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .auth import Authenticator
+from .auth import Authenticator, mint_vision_token
 from .compute import ComputePool
 from .metrics import Metrics
 from .settings import Settings
 from .store.db import Database
 from .tools.home_assistant import HomeControl, NoHomeControl
+from .vision import EXPLAIN_PATH, VisionModel
 
 if TYPE_CHECKING:
     from .net.mdns import HubAdvertiser
@@ -67,11 +68,13 @@ class HubContext:
     home_control: HomeControl = field(default_factory=NoHomeControl)
     # Always present once the hub has started (built from the context, so set right after it).
     agent: "Agent" = field(init=False)
-    # Switched off by settings (ota.enabled, mdns.enabled, wyoming.enabled).
+    # Switched off by settings (ota.enabled, mdns.enabled, wyoming.enabled; vision only when
+    # vision.base_url is set).
     ota: "OTAEndpoint | None" = None
     mdns: "HubAdvertiser | None" = None
     wyoming: "WyomingServer | None" = None
     supervisor: "SupervisorLink | None" = None     # only inside the Home Assistant add-on
+    vision: VisionModel | None = None
 
     def ws_url(self, host: str | None = None) -> str:
         """The WebSocket URL devices are told to use."""
@@ -86,3 +89,10 @@ class HubContext:
             return self.settings.server.public_http_url.rstrip("/")
         port = self.http_port or self.settings.server.http_port
         return f"http://{host or self.host_ip}:{port}"
+
+    def vision_capability(self, device_id: str) -> dict[str, str] | None:
+        """What MCP ``initialize`` offers a device as ``capabilities.vision``: where its camera uploads
+        photos and the token it sends (docs/protocol.md, MCP); None while no vision model is configured."""
+        if self.vision is None:
+            return None
+        return {"url": f"{self.http_url()}{EXPLAIN_PATH}", "token": mint_vision_token(self.auth.secret, device_id)}

@@ -53,3 +53,23 @@ def test_expiry_and_revocation():
 def test_strip_bearer():
     assert strip_bearer("Bearer abc") == "abc" and strip_bearer("bearer  abc ") == "abc"
     assert strip_bearer("") is None and strip_bearer("Bearer ") is None
+
+
+def test_vision_tokens_are_their_own_kind():
+    from xiaozhi_hub.auth import VISION_TOKEN_TTL, mint_vision_token
+    auth = Authenticator(AuthSettings(enabled=True), SECRET)
+    vision = mint_vision_token(SECRET, DEV, now=10_000)
+    assert auth.verify_vision_token(vision, DEV, now=10_001).ok
+    assert auth.verify_vision_token(vision, "11:22:33:44:55:66", now=10_001).reason == "bad token signature"
+    assert auth.verify_vision_token(vision, DEV, now=10_000 + VISION_TOKEN_TTL + 1).reason == "token expired"
+    ws = mint_token(SECRET, CLIENT, DEV, now=10_000)
+    assert not auth.verify_vision_token(ws, DEV, now=10_001).ok                 # a WebSocket token is not one
+    assert not auth.verify_device_token(vision, CLIENT, DEV, now=10_001).ok     # nor the other way round
+    auth.revoked_before = lambda d: 10_500
+    assert auth.verify_vision_token(vision, DEV, now=10_600).reason == "token revoked"
+
+
+def test_a_non_ascii_token_is_refused_not_a_crash():
+    auth = Authenticator(AuthSettings(enabled=True), SECRET)
+    assert auth.check(DEV, CLIENT, "Bearer \u00e9\u00e9.1700000000").reason in ("bad token signature", "token expired")
+    assert auth.verify_device_token("\u00e9.1700000000", CLIENT, DEV, now=1_700_000_001).reason == "bad token signature"

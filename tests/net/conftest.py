@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from xiaozhi_hub.app import device_authenticator, open_stores, serve_http
+from xiaozhi_hub.app import device_authenticator, open_stores, open_vision, serve_http
 from xiaozhi_hub.context import HubContext
 from xiaozhi_hub.settings import Settings, from_mapping
 from xiaozhi_hub.store.db import Database
@@ -125,6 +125,7 @@ async def make_hub(tmp_path: Path):
                          registry=registry, devices=stores.devices, firmware=stores.firmware,
                          hub_id="0f3c2d1e-hub-test", host_ip="127.0.0.1")
         ctx.ws_port = WS_PORT
+        ctx.vision = open_vision(settings, closers)
 
         async def listen(app: web.Application) -> int:
             runner = web.AppRunner(app)

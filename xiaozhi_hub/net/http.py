@@ -1,7 +1,8 @@
 """The HTTP app on the HTTP port (default 8003): status page, health, metrics, session API.
 
 :func:`create_http_app` also adds the routes of the other HTTP modules: the device API
-(:mod:`.devices`), OTA and activation (:mod:`.ota`, when enabled) and firmware (:mod:`.firmware`).
+(:mod:`.devices`), OTA and activation (:mod:`.ota`, when enabled), firmware (:mod:`.firmware`) and the
+camera's photo uploads (:mod:`.vision`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .. import __version__
-from . import devices, firmware, ota
+from . import devices, firmware, ota, vision
 
 if TYPE_CHECKING:
     from ..context import HubContext
@@ -98,4 +99,5 @@ def create_http_app(ctx: "HubContext") -> web.Application:
     if ctx.ota is not None:
         ota.add_routes(app, ctx.ota)
     firmware.add_routes(app, ctx)
+    vision.add_routes(app, ctx)
     return app

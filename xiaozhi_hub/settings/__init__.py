@@ -10,7 +10,7 @@ several) are ignored with one warning at start, naming them.
 A bad file raises :class:`ConfigError` with one line naming the key and the problem; the CLI exits 2.
 
 The schema is written per section (:mod:`.network`: server, auth, ota, mdns; :mod:`.engines`: audio,
-vad, asr, llm, tts, fake; :mod:`.assistant`: session, agent, intents, memory; :mod:`.integrations`:
+vad, asr, llm, tts, vision, fake; :mod:`.assistant`: session, agent, intents, memory; :mod:`.integrations`:
 wyoming, addon) with shared validators
 (:mod:`.validators`); :mod:`.loading` holds the root :class:`Settings` and the file/env/CLI merging,
 :mod:`.flags` the command-line flags every subcommand shares.
@@ -20,7 +20,7 @@ A new section is a dataclass and schema in the module of its concern plus one li
 from __future__ import annotations
 
 from .assistant import AgentSettings, IntentSettings, MemorySettings, SessionSettings
-from .engines import ASRSettings, AudioSettings, FakeSettings, LLMSettings, TTSSettings, VADSettings
+from .engines import ASRSettings, AudioSettings, FakeSettings, LLMSettings, TTSSettings, VADSettings, VisionSettings
 from .flags import add_common_flags, settings_from_args
 from .integrations import AddonSettings, WyomingSettings
 from .loading import (SECTIONS, SHORTCUTS, ConfigError, EnvSettings, Settings, env_overrides, environment_notes,
@@ -32,7 +32,7 @@ __all__ = [
     "ASRSettings", "AddonSettings", "AgentSettings", "AudioSettings", "AuthSettings", "ConfigError",
     "DEFAULT_HTTP_PORT", "DEFAULT_WS_PORT", "EnvSettings", "FakeSettings", "IntentSettings", "LLMSettings",
     "LOG_LEVELS", "MDNSSettings", "MemorySettings", "OTASettings", "SECTIONS", "SHORTCUTS", "ServerSettings",
-    "SessionSettings", "Settings", "TTSSettings", "VADSettings", "WS_PATH", "WyomingSettings", "add_common_flags",
-    "env_overrides", "environment_notes", "from_mapping", "load", "load_file", "merge", "read_env", "section_names",
-    "settings_from_args", "shortcut_overrides",
+    "SessionSettings", "Settings", "TTSSettings", "VADSettings", "VisionSettings", "WS_PATH", "WyomingSettings",
+    "add_common_flags", "env_overrides", "environment_notes", "from_mapping", "load", "load_file", "merge",
+    "read_env", "section_names", "settings_from_args", "shortcut_overrides",
 ]

@@ -1,11 +1,12 @@
-"""Settings of the engines: ``audio``, ``vad``, ``asr``, ``llm``, ``tts`` and the deterministic ``fake`` providers.
+"""Settings of the engines: ``audio``, ``vad``, ``asr``, ``llm``, ``tts``, ``vision`` and the deterministic ``fake``
+providers.
 
 Each section is a frozen dataclass plus a schema with the same keys and defaults.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import voluptuous as vol
 
@@ -75,7 +76,7 @@ class LLMSettings:
     provider: str = "llamacpp"       # fake | llamacpp | openai
     model: str | None = None         # manifest id or a .gguf path (llamacpp); model name (openai)
     base_url: str | None = None      # openai-compatible server, e.g. http://127.0.0.1:8080/v1
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)      # secrets stay out of reprs (and so out of logs)
     system_prompt: str = ("You are a helpful voice assistant in the home. Answer in one or two short "
                           "sentences of plain spoken language, without lists or markdown.")
     max_tokens: int = 160
@@ -116,6 +117,35 @@ TTS_SCHEMA = vol.Schema({
     vol.Optional("speaker", default=None): vol.Any(None, vol.Coerce(int)),
     vol.Optional("length_scale", default=1.0): vol.All(vol.Coerce(float), vol.Range(min=0.3, max=3)),
     vol.Optional("concurrency", default=1): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
+})
+
+
+@dataclass(frozen=True)
+class VisionSettings:
+    """The model that answers the device camera (an OpenAI-compatible chat endpoint taking images)."""
+
+    base_url: str | None = None      # e.g. http://127.0.0.1:8080/v1 (llama-server, multimodal) or Ollama's /v1; None = off
+    model: str | None = None         # required by Ollama (e.g. llava); llama-server serves one and ignores it
+    api_key: str | None = field(default=None, repr=False)      # sent as a bearer token; never logged
+    prompt: str = ("You look at photos for a voice assistant. Answer the question about the photo in one or "
+                   "two short sentences of plain spoken language, without lists or markdown.")
+    max_tokens: int = 200
+    timeout: float = 60.0
+    max_image_bytes: int = 4 * 1024 * 1024
+
+    @property
+    def configured(self) -> bool:
+        return self.base_url is not None
+
+
+VISION_SCHEMA = vol.Schema({
+    vol.Optional("base_url", default=None): vol.Any(None, vol.Match(r"^https?://", msg="must start with http:// or https://")),
+    vol.Optional("model", default=None): opt_str,
+    vol.Optional("api_key", default=None): opt_str,
+    vol.Optional("prompt", default=VisionSettings.prompt): vol.Coerce(str),
+    vol.Optional("max_tokens", default=200): vol.All(vol.Coerce(int), vol.Range(min=1, max=8192)),
+    vol.Optional("timeout", default=60.0): positive(),
+    vol.Optional("max_image_bytes", default=4 * 1024 * 1024): vol.All(vol.Coerce(int), vol.Range(min=1024, max=64 * 1024 * 1024)),
 })
 
 

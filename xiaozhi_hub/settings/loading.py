@@ -14,8 +14,8 @@ import yaml
 
 from .assistant import (AGENT_SCHEMA, INTENTS_SCHEMA, MEMORY_SCHEMA, SESSION_SCHEMA, AgentSettings, IntentSettings,
                         MemorySettings, SessionSettings)
-from .engines import (ASR_SCHEMA, AUDIO_SCHEMA, FAKE_SCHEMA, LLM_SCHEMA, TTS_SCHEMA, VAD_SCHEMA, ASRSettings,
-                      AudioSettings, FakeSettings, LLMSettings, TTSSettings, VADSettings)
+from .engines import (ASR_SCHEMA, AUDIO_SCHEMA, FAKE_SCHEMA, LLM_SCHEMA, TTS_SCHEMA, VAD_SCHEMA, VISION_SCHEMA,
+                      ASRSettings, AudioSettings, FakeSettings, LLMSettings, TTSSettings, VADSettings, VisionSettings)
 from .network import (AUTH_SCHEMA, MDNS_SCHEMA, OTA_SCHEMA, SERVER_SCHEMA, AuthSettings, MDNSSettings, OTASettings,
                       ServerSettings)
 from .integrations import ADDON_SCHEMA, WYOMING_SCHEMA, AddonSettings, WyomingSettings
@@ -36,6 +36,7 @@ class Settings:
     asr: ASRSettings = field(default_factory=ASRSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
     tts: TTSSettings = field(default_factory=TTSSettings)
+    vision: VisionSettings = field(default_factory=VisionSettings)
     fake: FakeSettings = field(default_factory=FakeSettings)
     ota: OTASettings = field(default_factory=OTASettings)
     mdns: MDNSSettings = field(default_factory=MDNSSettings)
@@ -70,6 +71,7 @@ SECTIONS: dict[str, tuple[vol.Schema, type]] = {
     "asr": (ASR_SCHEMA, ASRSettings),
     "llm": (LLM_SCHEMA, LLMSettings),
     "tts": (TTS_SCHEMA, TTSSettings),
+    "vision": (VISION_SCHEMA, VisionSettings),
     "fake": (FAKE_SCHEMA, FakeSettings),
     "ota": (OTA_SCHEMA, OTASettings),
     "mdns": (MDNS_SCHEMA, MDNSSettings),

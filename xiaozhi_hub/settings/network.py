@@ -5,7 +5,7 @@ Each section is a frozen dataclass plus a schema with the same keys and defaults
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import voluptuous as vol
 
@@ -49,9 +49,9 @@ SERVER_SCHEMA = vol.Schema({
 @dataclass(frozen=True)
 class AuthSettings:
     enabled: bool = False
-    tokens: tuple[str, ...] = ()            # static tokens accepted as "Bearer <token>"
+    tokens: tuple[str, ...] = field(default=(), repr=False)    # static tokens accepted as "Bearer <token>"
     allowed_devices: tuple[str, ...] = ()   # device ids admitted without a token
-    secret: str | None = None               # HMAC key for per-device tokens; None = generated in data_dir
+    secret: str | None = field(default=None, repr=False)      # HMAC key of per-device tokens; None = generated
     token_ttl: int = 30 * 24 * 3600
 
 
