@@ -20,7 +20,7 @@ import aiohttp
 
 from xiaozhi_hub.__main__ import main as cli_main
 from xiaozhi_hub.auth import ACTIVATION_PENDING, mint_token
-from xiaozhi_hub.session.session import CLOSE_AUTH
+from xiaozhi_hub.protocol.close import CloseCode
 
 from .conftest import CLIENT_ID, DEVICE_ID, device_headers, system_info
 
@@ -75,7 +75,7 @@ async def _refused_as_pending(client: Client, url: str, token: str) -> None:
     assert "malformed" not in reply["message"] and "approve" in reply["message"]
     closing = await ws.receive(timeout=10)
     assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
-    assert ws.close_code == CLOSE_AUTH
+    assert ws.close_code == CloseCode.AUTH
     await ws.close()
 
 
