@@ -255,3 +255,30 @@ async def test_speech_after_the_draft_withdraws_the_speculation(harness):
     assert h.counter("turns") == 1
     assert h.session.states == [S.CONNECTED, S.IDLE, S.LISTENING, S.THINKING, S.SPEAKING, S.LISTENING]
     assert await stored(h) == [("user", HEARD), ("assistant", " ".join(REPLY))]
+
+
+async def test_listen_stop_in_auto_mode_with_nothing_heard_goes_idle_at_once(harness):
+    """The device stopped listening before anyone spoke: no answer, no waiting for the idle sweeper."""
+    h = await harness()
+    await h.hello()
+    await h.send(type="listen", state="start", mode="auto")
+    await h.mic(pcmlib.silence(600, 16000))           # the microphone was open; nobody spoke
+    assert h.session.state is S.LISTENING and h.session.utterance is not None
+    await h.send(type="listen", state="stop")
+    assert h.session.state is S.IDLE and h.session.utterance is None and h.session.turn is None
+    assert h.session.states == [S.CONNECTED, S.IDLE, S.LISTENING, S.IDLE]
+    assert h.conn.wire() == ["hello"]                  # nothing was answered
+    await h.mic(SPEECH + END)                          # audio while idle is ignored, as documented
+    assert h.session.state is S.IDLE and h.conn.wire() == ["hello"]
+    assert h.counter("turns") == 0
+
+
+async def test_listen_stop_in_auto_mode_after_speech_answers_it(harness):
+    h = await harness()
+    await h.hello()
+    await h.send(type="listen", state="start", mode="auto")
+    await h.mic(SPEECH)                                # speech, and the device ends it before the VAD does
+    await h.send(type="listen", state="stop")
+    await turn_over(h)
+    assert texts_without_ids(h) == [server_hello(h), {"type": "stt", "text": HEARD}, *answer()]
+    assert h.session.states == [S.CONNECTED, S.IDLE, S.LISTENING, S.THINKING, S.SPEAKING, S.LISTENING]

@@ -204,11 +204,17 @@ class Session:
             self.last_voice = time.monotonic()  # push-to-talk: the button press is the voice
 
     async def stop_listening(self) -> None:
-        """``listen stop``: the end of speech (push-to-talk released)."""
+        """``listen stop``: the device stopped listening (push-to-talk released, or a client that ends
+        the utterance itself in auto mode). What was heard is answered; with nothing heard the session
+        goes idle at once, whatever the mode: the microphone is off, so listening on would only wait
+        for the idle sweeper."""
         utt = self.utterance
-        if self.state is S.LISTENING and utt is not None:
+        if self.state is S.LISTENING and utt is not None and utt.heard_speech:
             utt.end()
             await self._start_turn_from_utterance(utt)
+        elif self.state is S.LISTENING:
+            await self._drop_utterance()
+            self.set_state(S.IDLE)
         elif not self.busy:
             self.set_state(S.IDLE)
 
