@@ -124,8 +124,12 @@ class ComputePool:
             self._pinned[kind] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"compute-{kind}")
 
     @contextlib.asynccontextmanager
-    async def slot(self, kind: str, max_wait: float | None = None) -> AsyncIterator[None]:
-        """Hold one slot of ``kind`` (for streaming work that spans several calls)."""
+    async def slot(self, kind: str, max_wait: float | None = None, *, background: bool = False) -> AsyncIterator[None]:
+        """Hold one slot of ``kind`` (for streaming work that spans several calls).
+
+        ``background``: optional work (a prompt-cache warm-up or prefill) whose hold time says nothing
+        about how long a device's request holds the slot, so it is left out of the estimate behind
+        the busy answer (a warm-up of many seconds on a busy machine made later turns look queued)."""
         lim = self.limit(kind)
         wait = self._max_wait.get(kind) if max_wait is None else max_wait
         if wait is not None and lim.expected_wait() > wait:
@@ -143,7 +147,8 @@ class ComputePool:
         try:
             yield
         finally:
-            lim.held(time.monotonic() - t1)
+            if not background:
+                lim.held(time.monotonic() - t1)
             lim.release()
 
     async def run_in_slot(self, kind: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

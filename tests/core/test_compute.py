@@ -119,3 +119,17 @@ def test_a_pause_for_urgent_work_is_bounded():
     t0 = time.monotonic()
     pool.pause_for_urgent(limit=5.0)    # nothing urgent: no wait at all
     assert time.monotonic() - t0 < 0.05
+
+
+async def test_background_holds_do_not_feed_the_busy_estimate():
+    """A prompt-cache warm-up holds the LLM for many seconds once; that says nothing about a turn."""
+    pool = ComputePool(workers=2)
+    pool.set_limit("llm", 1, max_wait=1.0)
+    lim = pool.limit("llm")
+    async with pool.slot("llm", background=True):
+        await asyncio.sleep(0.2)
+    assert lim.hold_ewma is None                        # not taken as a typical hold
+    async with pool.slot("llm"):                        # a device's request is
+        await asyncio.sleep(0.01)
+    assert lim.hold_ewma is not None
+    pool.shutdown()

@@ -239,10 +239,20 @@ class Agent:
             await self.dialogue.remember(link.device_id, "assistant", say)
         yield say
 
+    async def llm_warmed(self) -> None:
+        """Wait for the prompt-cache warm-up if it still runs (after "ready"; seconds, many more on a
+        busy machine). It evaluates the start of every turn's prompt (system prompt and tools), so a
+        turn waiting for it is making progress, not queueing: waiting inside the LLM's queue instead
+        counted it against ``llm.max_wait`` and the first question after start-up heard "busy"."""
+        task = self._warm_task
+        if task is not None and not task.done():
+            await asyncio.wait({task})       # a cancelled turn stops waiting; the warm-up goes on
+
     async def _llm_reply(self, link: DeviceLink, text: str, gate: asyncio.Event | None) -> AsyncGenerator[str, None]:
         lang = detect_language(text)
         if self.memory is not None:
             await self.memory.yield_to_turn(link.device_id)
+        await self.llm_warmed()
         messages = await self.dialogue.messages(link.device_id)
         tools = self.tools_for(link)
         self._offered[link.device_id] = tools.specs()

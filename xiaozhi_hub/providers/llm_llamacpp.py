@@ -214,7 +214,7 @@ class LlamaCppLLM:
         ``only_if_idle``: raise :class:`BusyError` rather than queue behind another generation."""
         msgs, tool_dicts = to_template_messages(messages, tools, native_tools=self.native_tools,
                                                 default_system=self.system_prompt, tool_role=self.tool_role)
-        async with self.compute.slot("llm", max_wait=0.0 if only_if_idle else None):
+        async with self.compute.slot("llm", max_wait=0.0 if only_if_idle else None, background=True):
             await self.compute.run_in_slot("llm", self.generate_blocking, msgs, tool_dicts, threading.Event(),
                                            lambda _t: None, 1)
 
