@@ -11,6 +11,8 @@ import pytest
 from xiaozhi_hub.app import Hub
 from xiaozhi_hub.settings import Settings, from_mapping, merge
 
+pytest_plugins = ["tests.vision_fake"]      # the fake vision server fixture (vision endpoint, camera)
+
 FAKE_BASE: dict[str, Any] = {
     "server": {"host": "127.0.0.1", "ws_port": 0, "http_port": 0},
     "asr": {"provider": "fake"},

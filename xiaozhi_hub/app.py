@@ -35,7 +35,7 @@ from aiohttp import web
 from . import __version__, supervisor
 from .auth import Authenticator, load_or_create_secret
 from .compute import ComputePool
-from .context import HubContext
+from .context import HubContext, lan_ip
 from .metrics import Metrics
 from .net.devices import disconnect
 from .net import wyoming
@@ -119,6 +119,12 @@ async def open_stores(settings: Settings, db: Database, registry: SessionRegistr
         log.info("removed unindexed firmware leftover %s", path.name)
     return Stores(devices, firmware)
 
+def advertised_host(settings: Settings) -> str:
+    """The address URLs name when no request says which one the client used (the vision URL in MCP
+    initialize, the ready banner): ``server.host`` when the hub listens on one address, else the LAN's."""
+    host = settings.server.host
+    return lan_ip() if host in ("", "0.0.0.0", "::") else host
+
 def open_vision(settings: Settings, closers: list[Closer]) -> VisionModel | None:
     """The camera's vision model, when ``vision.base_url`` is set (else devices are offered no camera upload)."""
     if not settings.vision.configured:
@@ -200,7 +206,8 @@ class Hub:
         auth = device_authenticator(settings, secret, stores.devices)
         ctx = HubContext(settings=settings, db=db, auth=auth, compute=compute, registry=registry,
                          providers=providers, hub_id=hub_id, devices=stores.devices,
-                         firmware=stores.firmware, phrases=phrases, metrics=metrics)
+                         firmware=stores.firmware, phrases=phrases, metrics=metrics,
+                         host_ip=advertised_host(settings))
         ctx.vision = open_vision(settings, self._closers)
         lag = asyncio.create_task(watch_loop_lag(metrics), name="loop-lag")
         self._closers.append(_call(lag.cancel))

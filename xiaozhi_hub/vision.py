@@ -22,13 +22,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from .settings import VisionSettings
+from .settings import Settings, VisionSettings
 
 log = logging.getLogger(__name__)
 
 EXPLAIN_PATH = "/mcp/vision/explain"     # where the hub serves the camera's uploads (the reference server's path)
+CAMERA_OVERHEAD = 15.0                   # capture, JPEG encoding and upload on the device, seconds
 CONCURRENT = 2
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def camera_call_timeout(settings: "Settings") -> float:
+    """How long the hub waits for the camera tool: the device waits for the vision model inside it."""
+    return max(settings.session.mcp_call_timeout, settings.vision.timeout + CAMERA_OVERHEAD)
 
 
 class VisionError(Exception):

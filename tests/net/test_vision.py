@@ -4,77 +4,24 @@ part names), real SQLite and HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import json
 import logging
 import zlib
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from xiaozhi_hub.auth import mint_token, mint_vision_token
 from xiaozhi_hub.simulator.camera import colour_bars, multipart_body, png, upload_photo
 from xiaozhi_hub.vision import EXPLAIN_PATH
 
+from ..vision_fake import ANSWER, API_KEY, FakeVision, photo_from
 from .conftest import CLIENT_ID, DEVICE_ID, SECRET, Hub
-
-API_KEY = "sk-vision-secret-0123456789"
-ANSWER = "Seven coloured stripes, like a television test card."
-
-
-@dataclass
-class FakeVision:
-    """Just enough of llama-server's /v1/chat/completions for images; records what it was sent."""
-
-    mode: str = "ok"                       # ok | error | slow | echo_key | garbage
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    auth: list[str | None] = field(default_factory=list)
-    base_url: str = ""
-    release: asyncio.Event = field(default_factory=asyncio.Event)    # a slow answer waits for this
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.auth.append(request.headers.get("Authorization"))
-        self.requests.append(await request.json())
-        if self.mode == "error":
-            return web.Response(status=500, text="model crashed")
-        if self.mode == "echo_key":
-            return web.Response(status=401, text=f"bad key {request.headers.get('Authorization')}")
-        if self.mode == "slow":
-            await self.release.wait()
-        if self.mode == "garbage":
-            return web.Response(text="<html>not json</html>")
-        return web.json_response({"choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER}}]})
-
-
-@pytest.fixture
-async def fake_vision():
-    fake = FakeVision()
-    app = web.Application(client_max_size=16 * 1024 * 1024)
-    app.router.add_post("/v1/chat/completions", fake.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    fake.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
-    yield fake
-    fake.release.set()
-    await runner.cleanup()
 
 
 async def _vision_hub(make_hub, fake: FakeVision, **vision: Any) -> Hub:
     return await make_hub(vision={"base_url": fake.base_url, "model": "qwen2.5-vl-3b", "api_key": API_KEY,
                                   "timeout": 30, **vision})
-
-
-def _photo_from(request: dict[str, Any]) -> tuple[str, bytes, str]:
-    """(mime, image bytes, question) from a chat request with an image_url part."""
-    user = request["messages"][-1]["content"]
-    text = next(p["text"] for p in user if p["type"] == "text")
-    url = next(p["image_url"]["url"] for p in user if p["type"] == "image_url")
-    head, data = url.split(",", 1)
-    return head.removeprefix("data:").removesuffix(";base64"), base64.b64decode(data), text
 
 
 async def test_a_firmware_style_upload_is_answered_by_the_vision_model(make_hub, fake_vision, caplog) -> None:
@@ -91,7 +38,7 @@ async def test_a_firmware_style_upload_is_answered_by_the_vision_model(make_hub,
     assert json.loads(text) == {"success": True, "action": "RESPONSE", "response": ANSWER}
     request = fake_vision.requests[-1]
     assert request["model"] == "qwen2.5-vl-3b" and request["stream"] is False
-    assert _photo_from(request) == ("image/png", photo, "What do you see?")
+    assert photo_from(request) == ("image/png", photo, "What do you see?")
     assert fake_vision.auth[-1] == f"Bearer {API_KEY}"
     assert API_KEY not in caplog.text                                        # the key is sent, never logged
 

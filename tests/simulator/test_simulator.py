@@ -375,6 +375,25 @@ def test_mcp_status_unknown_and_dropped() -> None:
     assert len(server.dropped) == 2 and server.notifications == ["notifications/initialized"]
 
 
+def test_mcp_camera_board_lists_take_photo_and_hands_its_call_over() -> None:
+    from xiaozhi_hub.simulator.mcp import PhotoRequest
+    server = FirmwareMcpServer(camera=True)
+    tools = server.handle(rpc(1, "tools/list"))["result"]["tools"]
+    camera = next(t for t in tools if t["name"] == "self.camera.take_photo")
+    assert camera["inputSchema"]["required"] == ["question"]
+    assert camera["inputSchema"]["properties"]["question"]["type"] == "string"
+    assert "self.camera.take_photo" not in [t["name"] for t in FirmwareMcpServer().handle(rpc(1, "tools/list"))["result"]["tools"]]
+    request = server.handle(rpc(9, "tools/call", {"name": "self.camera.take_photo", "arguments": {"question": "what?"}}))
+    assert request == PhotoRequest(9, "what?")
+    assert server.handle(rpc(10, "tools/call", {"name": "self.camera.take_photo", "arguments": {"question": 3}})) == \
+        {"jsonrpc": "2.0", "id": 10, "error": {"message": "Missing valid argument: question"}}
+    assert server.photo_reply(request, True, '{"success":true}') == \
+        {"jsonrpc": "2.0", "id": 9, "result": {"content": [{"type": "text", "text": '{"success":true}'}], "isError": False}}
+    assert server.photo_reply(request, False, "Failed to upload photo") == \
+        {"jsonrpc": "2.0", "id": 9, "error": {"message": "Failed to upload photo"}}
+    assert [ok for _, ok, _ in server.photos] == [True, False]
+
+
 async def test_mcp_over_the_socket(serve) -> None:
     replies: list[dict] = []
 

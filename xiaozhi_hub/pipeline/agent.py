@@ -32,6 +32,7 @@ from ..tools.builtin import builtin_registry, home_tool
 from ..tools.home_assistant import HomeControl, NoHomeControl, find_entity, home_control
 from ..tools.registry import DeviceLink, ToolContext, ToolEnv, ToolError, ToolRegistry
 from ..tools.timers import TimerService
+from ..vision import camera_call_timeout
 from .device_tools import device_tools
 from .dialogue import Dialogue
 from .intents import IntentCall, IntentMatch, IntentMatcher, detect_language, intent_call
@@ -189,7 +190,8 @@ class Agent:
     def tools_for(self, link: DeviceLink) -> ToolRegistry:
         """The built-ins plus this device's MCP and IoT tools (and home control when entities exist)."""
         taken = {t.name for t in self.registry}
-        extra = device_tools(link, taken, self.settings.session.mcp_call_timeout + 1.0)
+        extra = device_tools(link, taken, self.settings.session.mcp_call_timeout + 1.0,
+                             camera_call_timeout(self.settings) + 1.0)
         entities = self._home().entities()
         if entities:
             extra.append(home_tool(sorted({e.name for e in entities})))

@@ -4,6 +4,8 @@ MCP tool names are made valid for function calling (and kept unique next to the 
 each call goes back to the device under its own name through the :class:`DeviceLink`. Legacy IoT
 things (docs/protocol.md, Legacy IoT) become ``<thing>_<method>`` tools that send an ``iot`` command
 (the device does not answer) and ``<thing>_get_state`` tools that read the last reported state.
+The camera tool (``self.camera.take_photo``) waits as long as the vision model may take, and without
+a vision model it is answered by the hub: no vision model is set up.
 """
 
 from __future__ import annotations
@@ -12,17 +14,22 @@ import asyncio
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from ..protocol import mcp
+from ..protocol.mcp import CAMERA_TOOL
 from ..providers.base import ToolSpec
 from ..tools.registry import DeviceLink, Tool, ToolContext, ToolError, ToolResult, schema, unique_name
 
+NO_VISION = {"en": "No vision model is set up on the hub, so I can't look through the camera.",
+             "zh": "中枢上还没有配置视觉模型，所以我看不了摄像头。"}
 _IOT_TYPES = {"number": "number", "boolean": "boolean", "string": "string", "integer": "integer"}
 
 
-def device_tools(link: DeviceLink, taken: set[str], timeout: float) -> list[Tool]:
-    """Every tool of ``link``'s device, named so as not to clash with ``taken`` (which grows)."""
+def device_tools(link: DeviceLink, taken: set[str], timeout: float, camera_timeout: float | None = None) -> list[Tool]:
+    """Every tool of ``link``'s device, named so as not to clash with ``taken`` (which grows).
+    ``camera_timeout``: the camera tool's own limit (it waits for the vision model)."""
     out: list[Tool] = []
     for name, (spec, device_name) in device_tool_specs(link.device_tools(), sorted(taken)).items():
-        out.append(_device_tool(name, device_name, spec.description, spec.parameters, timeout))
+        limit = max(timeout, camera_timeout or 0.0) if device_name == CAMERA_TOOL else timeout
+        out.append(_device_tool(name, device_name, spec.description, spec.parameters, limit))
         taken.add(name)
     out.extend(iot_tools(link.iot_descriptors, taken))
     return out
@@ -41,6 +48,10 @@ def device_tool_specs(tools: Sequence[mcp.McpTool], taken: Sequence[str] = ()) -
 
 def _device_tool(name: str, device_name: str, description: str, params: Mapping[str, Any], timeout: float) -> Tool:
     async def call(tctx: ToolContext, args: Mapping[str, Any]) -> ToolResult:
+        if device_name == CAMERA_TOOL and not tctx.env.settings.vision.configured:
+            # The device was offered no upload URL and would only say "Image explain URL or token is
+            # not set"; this says what is missing, in words the LLM (or the fallback) can speak.
+            raise ToolError(NO_VISION["en"], say=tctx.pick(NO_VISION["en"], NO_VISION["zh"]))
         try:
             text = await tctx.link.call_device_tool(device_name, args)
         except (asyncio.CancelledError, ToolError):

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from .messages import ProtocolError
 
 PROTOCOL_VERSION = "2024-11-05"
+CAMERA_TOOL = "self.camera.take_photo"   # camera boards: capture, upload to initialize's vision URL, explain
 
 
 @dataclass(frozen=True)

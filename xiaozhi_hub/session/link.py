@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from ..protocol import mcp
+from ..protocol.mcp import CAMERA_TOOL
 from ..protocol.messages import IotCommand, IotUpdate, Message
 from .mcp_client import McpCallError, McpClient
 
@@ -26,11 +27,15 @@ class SessionLink:
         self.iot_descriptors: dict[str, Mapping[str, Any]] = {}
         self.iot_states: dict[str, dict[str, Any]] = {}
         self.end_requested = False            # the agent ended the conversation
+        self._camera_timeout: float | None = None
 
     # -- fed by the session ------------------------------------------------------------------------
-    def open_mcp(self, timeout: float) -> McpClient:
-        """The device speaks MCP: a client toward it (the caller runs its ``start``)."""
-        self.mcp = McpClient(self._send, timeout)
+    def open_mcp(self, timeout: float, vision: Mapping[str, str] | None = None,
+                 camera_timeout: float | None = None) -> McpClient:
+        """The device speaks MCP: a client toward it (the caller runs its ``start``). ``vision`` is the
+        camera's upload URL and token for ``initialize`` (None: no vision model, none offered)."""
+        self.mcp = McpClient(self._send, timeout, *((vision["url"], vision["token"]) if vision else ()))
+        self._camera_timeout = camera_timeout
         return self.mcp
 
     def on_mcp(self, payload: Mapping[str, Any]) -> None:
@@ -57,7 +62,8 @@ class SessionLink:
     async def call_device_tool(self, name: str, arguments: Mapping[str, Any]) -> str:
         if self.mcp is None:
             raise McpCallError("device has no MCP")
-        return await self.mcp.call_tool(name, arguments)
+        timeout = self._camera_timeout if name == CAMERA_TOOL else None    # it waits for the vision model
+        return await self.mcp.call_tool(name, arguments, timeout)
 
     async def send_iot_command(self, commands: Sequence[Mapping[str, Any]]) -> None:
         await self._send(IotCommand(tuple(commands), session_id=self.session_id))

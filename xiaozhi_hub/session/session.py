@@ -28,6 +28,7 @@ from ..protocol.close import CloseCode
 from ..protocol.messages import (AudioParams, DeviceHello, Error, ListenMode, Message, ProtocolError, ServerHello,
                                  Stt, Tts, TtsState)
 from ..providers.base import Transcript, VADEvent
+from ..vision import camera_call_timeout
 from .handlers import handle_text
 from .link import SessionLink
 from .state import SessionState, check_transition
@@ -188,7 +189,9 @@ class Session:
         if timers is not None:
             timers.wake()  # timers that fell due while this device was away are announced now
         if msg.mcp and self.ctx.settings.session.mcp_enabled:
-            self.spawn(self.link.open_mcp(self.ctx.settings.session.mcp_call_timeout).start(), "mcp-init")
+            mcp = self.link.open_mcp(self.ctx.settings.session.mcp_call_timeout, self.ctx.vision_capability(self.device_id),
+                                     camera_call_timeout(self.ctx.settings))
+            self.spawn(mcp.start(), "mcp-init")
 
     async def start_listening(self, mode: ListenMode | None) -> None:
         """``listen start``: a new utterance; while the hub is still answering, that is barge-in."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Mapping
 
 import aiohttp
 
@@ -61,3 +61,21 @@ async def upload_photo(session: aiohttp.ClientSession, url: str, token: str, dev
     data = body if body is not None else multipart_body(question, image if image is not None else colour_bars())
     async with session.post(url, data=_chunks(data), headers=headers) as resp:
         return resp.status, await resp.text()
+
+
+NO_URL = "Image explain URL or token is not set"       # FW: what Explain() throws without a URL
+UPLOAD_FAILED = "Failed to upload photo"                # FW: any status but 200
+
+
+async def take_photo(session: aiohttp.ClientSession, vision: Mapping[str, Any] | None, device_id: str,
+                     client_id: str, question: str, image: bytes | None = None) -> tuple[bool, str]:
+    """What the firmware's camera tool does: (True, the explain endpoint's body) or (False, its error)."""
+    url = str((vision or {}).get("url") or "")
+    if not url:
+        return False, NO_URL
+    try:
+        status, body = await upload_photo(session, url, str((vision or {}).get("token") or ""), device_id,
+                                          client_id, question, image)
+    except aiohttp.ClientError:
+        return False, "Failed to connect to explain URL"
+    return (True, body) if status == 200 else (False, UPLOAD_FAILED)

@@ -32,7 +32,8 @@ from ..audio.opus import OpusDecoder, OpusEncoder, OpusError
 from ..protocol.binary import decode_audio
 from ..protocol.close import CloseCode
 from ..protocol.messages import ProtocolError
-from .mcp import FirmwareMcpServer
+from .camera import take_photo
+from .mcp import FirmwareMcpServer, PhotoRequest
 from .records import (AudioArrival, DeviceClosed, DeviceCrash, DeviceState, HelloTimeout, ReceivedMessage,
                       SimulatorError, TurnRecord, random_mac)
 
@@ -84,6 +85,7 @@ class DeviceFirmware:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
         self._relisten: asyncio.Task[None] | None = None
+        self._photo_tasks: set[asyncio.Task[None]] = set()   # camera calls in flight (the FW runs them aside)
         self._changed = asyncio.Condition()
         self._cursor = 0
         self._hello: asyncio.Future[Mapping[str, Any]] | None = None
@@ -150,7 +152,7 @@ class DeviceFirmware:
 
     async def close(self) -> None:
         """Close like the firmware: drop TCP without a close frame (the hub sees code 1006)."""
-        for task in (self._relisten, self._reader):
+        for task in (self._relisten, self._reader, *self._photo_tasks):
             if task is not None and not task.done() and task is not asyncio.current_task():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -171,7 +173,6 @@ class DeviceFirmware:
         if self._ws is not None and not self._ws.closed:
             await self._ws.close(code=code)
         await self.close()
-
 
     # ------------------------------------------------------------------ sending
 
@@ -195,7 +196,6 @@ class DeviceFirmware:
         self._set_state(DeviceState.LISTENING)
         await self.send_json(self._with_session({"type": "listen", "state": "start", "mode": mode}))
         return turn
-
 
     # ------------------------------------------------------------------ receiving
 
@@ -328,9 +328,22 @@ class DeviceFirmware:
 
     async def _on_mcp(self, payload: Any) -> None:
         reply = self.mcp.handle(payload)
+        if isinstance(reply, PhotoRequest):      # capture, upload and wait for the explanation aside
+            task = asyncio.create_task(self._answer_photo(reply), name=f"sim-photo-{self.device_id}")
+            self._photo_tasks.add(task)
+            task.add_done_callback(self._photo_tasks.discard)
+            return
         if reply is not None and not self.closed:
             with contextlib.suppress(DeviceClosed, ConnectionError):
                 await self.send_json(self._with_session({"type": "mcp", "payload": reply}))
+
+    async def _answer_photo(self, request: PhotoRequest) -> None:
+        assert self._session is not None
+        ok, text = await take_photo(self._session, self.mcp.vision, self.device_id, self.client_id,
+                                    request.question, self.mcp.photo)
+        if not self.closed:
+            with contextlib.suppress(DeviceClosed, ConnectionError):
+                await self.send_json(self._with_session({"type": "mcp", "payload": self.mcp.photo_reply(request, ok, text)}))
 
     def _on_binary(self, data: bytes) -> None:
         now = time.monotonic()
@@ -377,7 +390,6 @@ class DeviceFirmware:
 
     def _set_state(self, state: DeviceState) -> None:
         self.state = state
-
 
 
 async def _sleep_until(deadline: float) -> None:

@@ -5,6 +5,11 @@ The simulator answers the hub's JSON-RPC requests the way a real board does, inc
 numeric ids only (string ids are dropped silently), no reply to ``notifications/*``, error replies
 with only ``error.message``, ``tools/list`` pages cut by size with ``nextCursor`` = the name of the
 first tool of the next page, and per-property argument checks with the firmware's error texts.
+
+A board with a camera (``camera=True``) also lists ``self.camera.take_photo``; its call is the one
+that takes time (capture, upload to the URL from ``initialize``, the hub's vision model), so
+:meth:`FirmwareMcpServer.handle` hands it back as a :class:`PhotoRequest` for the firmware loop to
+finish (:mod:`.camera`) and answer with :meth:`FirmwareMcpServer.photo_reply`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..protocol import mcp
+from ..protocol.mcp import CAMERA_TOOL
 from ..protocol.messages import ProtocolError
 
 MAX_PAGE_BYTES = 8000  # FW: a tools/list reply is cut before it would exceed this
@@ -58,11 +64,28 @@ class IntProperty:
 
 
 @dataclass(frozen=True)
+class StrProperty:
+    name: str
+    description: str = ""
+    default: str | None = None
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "description": self.description}
+
+    def value_from(self, arguments: Mapping[str, Any]) -> str:
+        """FW rules: a string property must be a JSON string."""
+        raw = arguments.get(self.name)
+        if not isinstance(raw, str):
+            raise ToolError(f"Missing valid argument: {self.name}")
+        return raw
+
+
+@dataclass(frozen=True)
 class DeviceTool:
     name: str
     description: str
-    properties: tuple[IntProperty, ...]
-    run: Callable[[dict[str, int]], Any]
+    properties: tuple[IntProperty | StrProperty, ...]
+    run: Callable[[dict[str, Any]], Any]
 
     def to_wire(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "object",
@@ -71,6 +94,14 @@ class DeviceTool:
         if required:
             schema["required"] = required
         return mcp.McpTool(self.name, self.description, schema).to_wire()
+
+
+@dataclass(frozen=True)
+class PhotoRequest:
+    """A ``self.camera.take_photo`` call, to be answered once the photo is explained (or not)."""
+
+    id: int
+    question: str
 
 
 @dataclass
@@ -97,6 +128,9 @@ class FirmwareMcpServer:
     dropped: list[Any] = field(default_factory=list)     # payloads the firmware would drop silently
     notifications: list[str] = field(default_factory=list)
     vision: Mapping[str, Any] | None = None
+    camera: bool = False                  # the board has a camera: self.camera.take_photo is listed
+    photo: bytes | None = None            # what the camera "sees" (None: a colour-bar test card)
+    photos: list[tuple[str, bool, str]] = field(default_factory=list)   # (question, ok, tool result or error)
 
     def __post_init__(self) -> None:
         self.tools: list[DeviceTool] = [
@@ -112,6 +146,11 @@ class FirmwareMcpServer:
                        "call `self.get_device_status` tool first and then call this tool.",
                        (IntProperty("volume", "", 0, 100),), self._set_volume),
         ]
+        if self.camera:
+            self.tools.append(DeviceTool(
+                CAMERA_TOOL, "Take a photo with the device camera and have it explained. Use it when the user "
+                "asks you to look at something.\nArgs:\n  `question`: what you want to know about the photo.\n"
+                "Return:\n  The explanation, as JSON text.", (StrProperty("question"),), lambda _args: None))
 
     # -- board behaviour
 
@@ -126,8 +165,9 @@ class FirmwareMcpServer:
 
     # -- JSON-RPC
 
-    def handle(self, payload: Any) -> dict[str, Any] | None:
-        """One inbound payload → the reply payload, or None when the firmware sends nothing."""
+    def handle(self, payload: Any) -> dict[str, Any] | PhotoRequest | None:
+        """One inbound payload → the reply payload, None when the firmware sends nothing, or a
+        :class:`PhotoRequest` (answered later with :meth:`photo_reply`)."""
         try:
             msg = mcp.parse(payload)
         except ProtocolError:
@@ -143,10 +183,29 @@ class FirmwareMcpServer:
         if msg.method.startswith("notifications"):
             return None
         try:
+            photo = self._photo_request(msg.id, msg.method, dict(msg.params or {}))
+            if photo is not None:
+                return photo
             result = self._dispatch(msg.method, dict(msg.params or {}))
         except ToolError as err:
             return mcp.McpResponse(msg.id, error={"message": str(err)}).to_wire()
         return mcp.McpResponse(msg.id, result=result).to_wire()
+
+    def _photo_request(self, id_: int, method: str, params: dict[str, Any]) -> PhotoRequest | None:
+        if not self.camera or method != "tools/call" or params.get("name") != CAMERA_TOOL:
+            return None
+        arguments = params.get("arguments", {})
+        if not isinstance(arguments, Mapping):
+            raise ToolError("Invalid arguments")
+        return PhotoRequest(id_, StrProperty("question").value_from(arguments))
+
+    def photo_reply(self, request: PhotoRequest, ok: bool, text: str) -> dict[str, Any]:
+        """FW: the explain endpoint's body is the tool result as it is; a failure is an error reply."""
+        self.photos.append((request.question, ok, text))
+        if not ok:
+            return mcp.McpResponse(request.id, error={"message": text}).to_wire()
+        return mcp.McpResponse(request.id, result={"content": [{"type": "text", "text": text}],
+                                                   "isError": False}).to_wire()
 
     def _dispatch(self, method: str, params: dict[str, Any]) -> Any:
         if method == "initialize":
