@@ -3,7 +3,7 @@
 Each command module exposes ``register(subparsers)`` adding its parser with ``set_defaults(func=...)``;
 the function receives ``(args, settings)`` and returns an exit code. The modules are listed here:
 ``serve`` (:mod:`xiaozhi_hub.app`), ``models``/``init-config`` (:mod:`xiaozhi_hub.models.cli`),
-``devices``/``firmware`` (:mod:`xiaozhi_hub.net.cli`).
+``devices``/``firmware`` (:mod:`xiaozhi_hub.net.cli`), ``token`` (:mod:`xiaozhi_hub.services.admin_token`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     app.register(sub)
     models_cli.register(sub)
     net_cli.register(sub)
+    admin_token.register(sub)
     return parser
 
 

@@ -2,16 +2,18 @@
 
 Start order: data folder and database → secrets and hub id → compute pool → providers (models load
 once) → device store (revocation cache loaded, kept fresh) and firmware store (crash leftovers
-swept) → metrics, fixed phrases, the hub context, the loop-lag watcher → agent → WebSocket listener → OTA endpoint, HTTP
-routes and listener → mDNS (it advertises the bound ports) → the agent's background services
-(timers, memory retention) → "ready"; the fixed phrases are then synthesized in the background.
+swept) → metrics, fixed phrases, the hub context, the loop-lag watcher → the API's services (admin
+token, Home Assistant component link, announcements with their expiry timer) → agent → WebSocket
+listener → OTA endpoint, HTTP routes and listener → mDNS (it advertises the bound ports) → the
+agent's background services (timers, memory retention) → "ready"; the fixed phrases are then
+synthesized in the background.
 Shutdown (SIGINT/SIGTERM, :meth:`Hub.stop`): close every session with 1001 (within
 ``shutdown_grace`` + 1 s), stop the listeners, then close the rest in reverse start order: phrase
-warm-up, the agent, mDNS, the loop-lag watcher, the device store, providers, the compute pool, and
-last the database, which checkpoints its WAL.
+warm-up, the agent, mDNS, announcements, the loop-lag watcher, the device store, providers, the
+compute pool, and last the database, which checkpoints its WAL.
 
-:func:`open_stores` and :func:`serve_http` are the two halves of the HTTP side; the hub uses them,
-and so do the HTTP tests, which build the HTTP side alone.
+:func:`open_stores`, :func:`open_api_services` and :func:`serve_http` make up the HTTP side; the hub
+uses them, and so do the HTTP tests, which build the HTTP side alone.
 """
 
 from __future__ import annotations
@@ -211,6 +213,7 @@ class Hub:
         ctx.vision = open_vision(settings, self._closers)
         lag = asyncio.create_task(watch_loop_lag(metrics), name="loop-lag")
         self._closers.append(_call(lag.cancel))
+        await open_api_services(ctx, self._closers)
         try:
             ctx.agent = await create_agent(ctx)
         except ValueError as err:  # e.g. a broken intents.sentences_file

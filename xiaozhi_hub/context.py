@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from .auth import Authenticator, mint_vision_token
 from .compute import ComputePool
 from .metrics import Metrics
+from .services.events import EventBus
+from .services.live import LiveDevices
 from .settings import Settings
 from .store.db import Database
 from .tools.home_assistant import HomeControl, NoHomeControl
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
     from .pipeline.agent import Agent
     from .pipeline.speaker import PhraseCache
     from .providers.base import Providers
+    from .services.admin_token import AdminToken
+    from .services.announce import Announcements
+    from .services.component import ComponentLink
     from .store.device_store import DeviceStore
     from .store.firmware import FirmwareStore
     from .supervisor import SupervisorLink

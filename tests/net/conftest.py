@@ -21,7 +21,7 @@ from ..store.images import image_writer
 
 WS_PORT = 18000
 SECRET = "test-secret-0123456789"
-ADMIN_TOKEN = "admin-token-0123456789"
+ADMIN_TOKEN = "admin-token-0123456789-abcdefgh"
 DEVICE_ID = "a1:b2:c3:d4:e5:f6"
 CLIENT_ID = "6b0a6c0e-6b0a-4c0e-8b0a-6c0e6b0a6c0e"
 BOARD = "bread-compact-wifi"

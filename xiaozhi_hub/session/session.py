@@ -80,6 +80,8 @@ class Session:
         self._decoder: OpusDecoder | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._warned_binary = False
+        self.announcing = False                      # queued announcements are being spoken (see announce)
+        self._deferred_listen: Listen | None = None  # a listen start that arrived meanwhile
         self.closed = asyncio.Event()
         self.frames_in = 0
         self.turn_log: collections.deque[dict[str, float]] = collections.deque(maxlen=16)
@@ -91,6 +93,7 @@ class Session:
     def set_state(self, new: SessionState) -> None:
         check_transition(self.state, new)
         self.state = new
+        self.ctx.live.state(self.device_id, self.id, new.value)
 
     def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         """Start a background task owned by this session (cancelled when it closes)."""
@@ -184,6 +187,7 @@ class Session:
         reply = ServerHello(session_id=self.id, transport="websocket", version=self.protocol_version,
                             audio_params=AudioParams("opus", audio.downlink_sample_rate, 1, audio.frame_duration_ms))
         await self.send(reply)
+        self.ctx.live.connected(self.device_id, self.id, "websocket")
         self.set_state(S.IDLE)
         timers = self.ctx.agent.timers
         if timers is not None:
@@ -284,10 +288,65 @@ class Session:
         """Speak a reply that does not come from the microphone (announcements, MQTT "say")."""
         async def run() -> None:
             await self._cancel_turn()
-            await speak_reply(self, deltas)
+            await speak_reply(self, deltas, kind="announcement")
 
         self.turn = self.spawn(run(), "announce")
         return self.turn
+
+    # -- announcements (xiaozhi_hub/services/announce.py holds the rules; these are the session's part)
+    @property
+    def channel_open(self) -> bool:
+        """The hello is done and the connection is still up."""
+        return self.state not in (S.CONNECTED, S.CLOSED)
+
+    def ready_for_announcement(self) -> bool:
+        """Nothing in progress: no turn, and the user is not in the middle of a sentence."""
+        if self.state not in (S.IDLE, S.LISTENING) or self.busy:
+            return False
+        return not (self.utterance is not None and self.utterance.heard_speech)
+
+    def announce(self, work: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        """Run ``work`` (speaking announcements) as this session's turn: a turn in progress is cancelled
+        first (its answer is stored as interrupted), a ``listen start`` meanwhile waits until ``work`` is
+        done, and afterwards the session returns to the state it was in."""
+        previous_turn, previous_state = self.turn, self.state
+
+        async def run() -> None:
+            if previous_turn is not None and not previous_turn.done():
+                previous_turn.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(asyncio.shield(previous_turn), timeout=1.0)
+            self.announcing = True
+            try:
+                await work()
+            finally:
+                self.announcing = False
+                deferred, self._deferred_listen = self._deferred_listen, None
+                await self._return_to(previous_state)
+                if deferred is not None and self.channel_open:
+                    await self._on_listen(deferred)
+
+        self.turn = self.spawn(run(), "announce")
+        return self.turn
+
+    async def speak_text(self, text: str) -> str:
+        """Say ``text`` now (``tts start`` ... ``tts stop``); returns what was spoken ("" if nothing)."""
+        from .turn import speak_reply  # local import: turn imports the pipeline
+
+        self._deferred_listen = None    # a listen start before this is answered by the tts stop to come
+        return await speak_reply(self, _once(text), kind="announcement")
+
+    async def _return_to(self, previous: SessionState) -> None:
+        """After announcements: back to idle if the device was idle; a fresh utterance if it was listening.
+        (After an interrupted reply the usual after-reply state stands.)"""
+        if self.state is S.CLOSED or self.busy and self.turn is not asyncio.current_task():
+            return
+        if previous in (S.IDLE, S.CONNECTED) and self.state is not S.IDLE:
+            await self._drop_utterance()
+            self.set_state(S.IDLE)
+        elif previous is S.LISTENING and self.state is S.LISTENING:
+            await self._drop_utterance()
+            self.utterance = self._new_utterance()
 
     async def _cancel_turn(self) -> None:
         task, self.turn = self.turn, None
