@@ -248,7 +248,7 @@ class Announcements:
                 spoken = await session.speak_text(late_note(ann, self.clock()))
             except BaseException as err:
                 self._busy.discard(ann.seq)
-                if not session.channel_open:
+                if not session.channel_open or isinstance(err, (ConnectionError, TimeoutError)):
                     self._settle(ann, QUEUED)     # the device left: its next connection hears it
                 elif isinstance(err, asyncio.CancelledError):   # the user stopped it: it was heard
                     self._track(self._finish(ann, SPOKEN, interrupted=True))

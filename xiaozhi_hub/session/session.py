@@ -321,6 +321,8 @@ class Session:
                 await work()
             finally:
                 self.announcing = False
+                if self.turn is asyncio.current_task():
+                    self.turn = None          # done: the deferred listen start below is no barge-in
                 deferred, self._deferred_listen = self._deferred_listen, None
                 await self._return_to(previous_state)
                 if deferred is not None and self.channel_open:
@@ -339,7 +341,7 @@ class Session:
     async def _return_to(self, previous: SessionState) -> None:
         """After announcements: back to idle if the device was idle; a fresh utterance if it was listening.
         (After an interrupted reply the usual after-reply state stands.)"""
-        if self.state is S.CLOSED or self.busy and self.turn is not asyncio.current_task():
+        if self.state is S.CLOSED or self.busy:
             return
         if previous in (S.IDLE, S.CONNECTED) and self.state is not S.IDLE:
             await self._drop_utterance()
