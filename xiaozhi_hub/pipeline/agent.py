@@ -173,10 +173,15 @@ class Agent:
         if self.matcher is None:
             return None
         home = self._home()
+        has_home = bool(home.entities())
 
         def resolve(name: str) -> str | None:
             entity = find_entity(home, name)
-            return entity.name if entity is not None else None
+            if entity is not None:
+                return entity.name
+            # A home is connected but did not share this one: match anyway, so the home tool refuses
+            # it in words instead of the LLM pretending to switch it.
+            return name if has_home and looks_like_home_entity(home, name) else None
 
         match = self.matcher.match(text, resolve)
         if match is None:
@@ -208,6 +213,10 @@ class Agent:
         text = text.strip()
         if not text:
             return
+        speech = await self._home_conversation(link, text, gate)
+        if speech is not None:
+            yield speech
+            return
         t0 = time.perf_counter()
         found = self.match_intent(text)
         self._metric("intent_match", time.perf_counter() - t0)
@@ -220,6 +229,20 @@ class Agent:
             return
         async for delta in self._llm_reply(link, text, gate):
             yield delta
+
+    async def _home_conversation(self, link: DeviceLink, text: str, gate: asyncio.Event | None) -> str | None:
+        """Conversation-first (asked for by the Home Assistant component): Home Assistant's own
+        agent answers when it understands ``text``; None lets the hub's assistant answer."""
+        if self.ctx is None or not self.ctx.component.conversation_first:
+            return None
+        if gate is not None:
+            await gate.wait()     # Home Assistant acts on the world: never on a speculation
+        speech = await self.ctx.component.converse(link.device_id, text, detect_language(text))
+        if speech is not None:
+            self._metric("home_conversation_turns")
+            await self._remember(link.device_id, "user", text)
+            await self._remember_whole(link.device_id, speech)
+        return speech
 
     async def _intent_reply(self, link: DeviceLink, text: str, match: IntentMatch,
                             call: IntentCall) -> AsyncGenerator[str, None]:
