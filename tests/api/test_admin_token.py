@@ -3,6 +3,7 @@ stay open, the file is private, `xiaozhi-hub token` prints and rotates it, and i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import stat
 
@@ -122,3 +123,25 @@ def test_a_loosened_file_is_tightened_and_a_short_value_is_replaced(tmp_path) ->
     assert AdminToken(path).allows(f"Bearer {replaced}") and AdminToken(path).allows(replaced)
     with pytest.raises(ValueError):
         token.set("too short")
+
+
+async def test_the_say_command_talks_to_the_running_hub_with_the_token(api, capsys) -> None:
+    a = await api()
+    data_dir = str(a.hub.settings.data_path)
+    loop = asyncio.get_running_loop()
+
+    def cli(*argv: str) -> int:
+        return main(["say", *argv, "--data-dir", data_dir, "--url", a.base])
+
+    async with a.device() as dev:
+        code = await loop.run_in_executor(None, cli, "Dinner is ready.", "--device", dev.device_id)
+        assert code == 0
+        assert capsys.readouterr().out.strip().startswith(f"{dev.device_id}: spoken (id ")
+        assert any(t.sentences == ["Dinner is ready."] for t in dev.turns)
+    assert await loop.run_in_executor(None, cli, "x", "--device", "aa:00:00:00:00:99") == 1
+    assert "404" in capsys.readouterr().err
+    assert await loop.run_in_executor(None, cli, "x") == 2                     # neither --device nor --all
+    main(["token", "--rotate", "--data-dir", data_dir])
+    capsys.readouterr()
+    code = await loop.run_in_executor(None, cli, "Good night.", "--all", "--no-wait")
+    assert code == 0 and f"{dev.device_id}: queued" in capsys.readouterr().out      # the new token works
