@@ -174,3 +174,12 @@ async def test_the_stream_needs_the_token_and_a_websocket(api) -> None:
     with pytest.raises(aiohttp.WSServerHandshakeError) as err:
         await a.events(token="nope")
     assert err.value.status == 401
+
+
+async def test_publishing_from_another_thread() -> None:
+    bus = EventBus()
+    sub = bus.subscribe()
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, lambda: bus.publish_threadsafe(loop, EventType.VOLUME, "d", volume=3))
+    event = await asyncio.wait_for(sub.get(), 5)
+    assert (event.type, event.data["volume"]) == (EventType.VOLUME, 3)
