@@ -177,7 +177,7 @@ async def test_counts_and_expiry_survive_a_new_service(setup) -> None:
 def test_a_late_announcement_with_a_language_says_how_late() -> None:
     ann = Announcement(1, "t", DEV, "Your 5 minute timer is done.", "normal", "timer", "en", 1000.0, 9999.0)
     assert late_note(ann, 1030.0) == "Your 5 minute timer is done."
-    assert late_note(ann, 1000.0 + 180) == "Your 5 minute timer is done. This was 3 minutes ago."
+    assert late_note(ann, 1000.0 + 180) == "Your 5 minute timer is done. This was due 3 minutes ago."
     zh = Announcement(1, "t", DEV, "计时器时间到了。", "normal", "timer", "zh", 1000.0, 9999.0)
     assert late_note(zh, 1000.0 + 120) == "计时器时间到了。（这是2分钟前的提醒。）"
     plain = Announcement(1, "t", DEV, "Dinner.", "normal", "api", None, 1000.0, 9999.0)

@@ -54,8 +54,7 @@ class Agent:
     """Owns the tools, the intent matcher, the conversation (memory) and the timer service."""
 
     def __init__(self, settings: Settings, llm: LLM, db: Database | None = None,
-                 ctx: "HubContext | None" = None,
-                 find_session: Callable[[str], Any] | None = None) -> None:
+                 ctx: "HubContext | None" = None) -> None:
         self.settings = settings
         self.llm = llm
         self.ctx = ctx

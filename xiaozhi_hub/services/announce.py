@@ -104,7 +104,7 @@ def late_note(ann: Announcement, now: float) -> str:
     if ann.lang is None or late < LATE_AFTER:
         return ann.text
     ago = format_duration(int(late // 60) * 60, ann.lang)
-    return f"{ann.text}（这是{ago}前的提醒。）" if ann.lang == "zh" else f"{ann.text} This was {ago} ago."
+    return f"{ann.text}（这是{ago}前的提醒。）" if ann.lang == "zh" else f"{ann.text} This was due {ago} ago."
 
 
 class Announcements:
@@ -145,11 +145,15 @@ class Announcements:
     # -- the front door ------------------------------------------------------------------------------
     async def say(self, device_id: str, text: Any, *, ttl: Any = None, priority: Any = "normal",
                   ann_id: Any = None, source: str = "api", lang: str | None = None, wait: bool = True,
-                  wait_seconds: float = WAIT_SECONDS) -> SayResult:
-        """Accept one announcement for one device; the result is its outcome so far (see module doc)."""
+                  wait_seconds: float = WAIT_SECONDS, since: float | None = None) -> SayResult:
+        """Accept one announcement for one device; the result is its outcome so far (see module doc).
+
+        ``lang``: say how late it is when delivered a minute or more after ``since`` (when it was due,
+        default now) in this language ("en"/"zh"); the timers use it."""
         text, ttl_s, priority, ann_id = validate(text, ttl, priority, ann_id)
         now = self.clock()
-        ann = Announcement(0, ann_id or uuid.uuid4().hex[:12], device_id, text, priority, source, lang, now,
+        ann = Announcement(0, ann_id or uuid.uuid4().hex[:12], device_id, text, priority, source, lang,
+                           now if since is None else since,
                            now + (ttl_s if ttl_s is not None else self.settings.ttl_seconds))
         stored, new, dropped = await self.queue.enqueue(ann, self.settings.max_queued, self._busy)
         self._count(device_id, int(new) - len(dropped))

@@ -54,7 +54,7 @@ class AgentSettings:
     volume_step: int = 10            # "louder" / "quieter" change, in percent
     default_language: str = "en"     # language of announcements when a device's language is unknown
     max_timers: int = 20             # active timers and alarms per device
-    timer_poll_seconds: float = 1.0  # how often due timers look for their (re)connected device
+    timer_poll_seconds: float = 1.0  # no effect any more (due timers are announcements); kept so files load
     timer_max_late_hours: float = 12.0  # a timer missed by more than this is dropped, not announced
 
 
