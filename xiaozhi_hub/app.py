@@ -50,6 +50,10 @@ from .pipeline.phrases import BUSY_TEXT, FILLER_TEXT, phrase
 from .pipeline.speaker import PhraseCache
 from .providers.base import ProviderError, Providers
 from .providers.registry import close_providers, create_providers
+from .services.admin_token import AdminToken
+from .services.announce import Announcements
+from .services.component import ComponentLink
+from .session.announcing import Announcing
 from .settings import ConfigError, Settings, add_common_flags
 from .store.db import Database
 from .store.device_store import DeviceStore

@@ -96,7 +96,7 @@ async def test_hello_then_the_events_of_a_turn_and_an_announcement_in_order(api)
         ("device_connected",), ("state", "idle"), ("wake", "你好小智"),
         ("state", "listening"), ("state", "thinking"), ("stt", "turn on the kitchen light"), ("state", "speaking"),
         ("reply", "Okay. The kitchen light is on now."), ("turn_finished",), ("state", "idle"),
-        ("state", "speaking"), ("state", "idle"), ("announcement", "spoken"),
+        ("state", "speaking"), ("announcement", "spoken"), ("state", "idle"),
         ("state", "offline"), ("device_disconnected",)]
     added = [e for e in stream.messages if e["type"] == "device_added"]
     assert len(added) == 1 and added[0]["device"]["device_id"] == dev.device_id

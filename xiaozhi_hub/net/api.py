@@ -123,14 +123,15 @@ class DeviceApi:
         if session is None:
             return json_error(409, f"{device.device_id} is not connected (a device has a channel only "
                                    "during a conversation)")
-        if session.mcp is not None:     # just connected: its tool list may still be on the way
+        link = session.link
+        if link.mcp is not None:        # just connected: its tool list may still be on the way
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(MCP_READY_WAIT):
-                    await session.mcp.ready.wait()
-        if not any(t.name == MCP_SET_VOLUME for t in session.device_tools()):
+                    await link.mcp.ready.wait()
+        if not any(t.name == MCP_SET_VOLUME for t in link.device_tools()):
             return json_error(409, f"{device.device_id} offers no {MCP_SET_VOLUME} (MCP) tool")
         try:
-            await session.call_device_tool(MCP_SET_VOLUME, {"volume": int(volume)})
+            await link.call_device_tool(MCP_SET_VOLUME, {"volume": int(volume)})
         except McpCallError as err:
             return json_error(503, f"the device did not set the volume: {err}")
         return web.json_response({"device_id": device.device_id, "volume": int(volume)})

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any, AsyncGenerator, Callable
+from typing import TYPE_CHECKING, AsyncGenerator
 
 from ..memory.conversation import ConversationMemory
 from ..memory.store import DialogueStore
@@ -29,7 +29,7 @@ from ..providers.base import LLM, PromptCacheLLM, ToolSpec
 from ..settings import Settings
 from ..store.db import Database
 from ..tools.builtin import builtin_registry, home_tool
-from ..tools.home_assistant import HomeControl, NoHomeControl, find_entity, home_control
+from ..tools.home_assistant import HomeControl, NoHomeControl, find_entity, home_control, looks_like_home_entity
 from ..tools.registry import DeviceLink, ToolContext, ToolEnv, ToolError, ToolRegistry
 from ..tools.timers import TimerService
 from ..vision import camera_call_timeout
@@ -69,10 +69,10 @@ class Agent:
                                                              remote=settings.llm.provider == "openai"),
                                              settings.memory)
             self.memory.on_fold = self._prefill_after_fold
-            if find_session is None and ctx is not None:
-                find_session = ctx.registry.by_device
-            self.timers = TimerService(db, settings, find_session or (lambda _d: None))
-        self.env = ToolEnv(settings, timers=self.timers, memory=self.memory, home=None)
+            # Due timers become announcements (one set of delivery rules); without a hub, nobody speaks.
+            self.timers = TimerService(db, settings, ctx.announcements if ctx is not None else None)
+        self.env = ToolEnv(settings, timers=self.timers, memory=self.memory, home=None,
+                           observe=ctx.live.tool_call if ctx is not None else None)
         # Without a database (or with memory disabled) the conversation lives in process only.
         self.dialogue = Dialogue(settings, self.memory)
         self._offered: dict[str, list[ToolSpec]] = {}   # the tools last offered to each device's LLM turns
@@ -239,9 +239,13 @@ class Agent:
         speech = await self.ctx.component.converse(link.device_id, text, detect_language(text))
         if speech is not None:
             self._metric("home_conversation_turns")
-            await self._remember(link.device_id, "user", text)
-            await self._remember_whole(link.device_id, speech)
+            await self.dialogue.remember(link.device_id, "user", text)
+            await self.dialogue.remember_whole(link.device_id, speech)
         return speech
+
+    def cut_short(self, device_id: str, said: str) -> None:
+        """The device stopped speaking the latest answer part way (see :meth:`Dialogue.cut_short`)."""
+        self.dialogue.cut_short(device_id, said)
 
     async def _intent_reply(self, link: DeviceLink, text: str, match: IntentMatch,
                             call: IntentCall) -> AsyncGenerator[str, None]:
@@ -260,7 +264,7 @@ class Agent:
             self.dialogue.forget(link.device_id)
         else:
             # The answer is complete before it is spoken: commit it now, a barge-in cannot lose it.
-            await self.dialogue.remember(link.device_id, "assistant", say)
+            await self.dialogue.remember_whole(link.device_id, say)
         yield say
 
     async def llm_warmed(self) -> None:

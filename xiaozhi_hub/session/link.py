@@ -19,10 +19,12 @@ from .mcp_client import McpCallError, McpClient
 class SessionLink:
     """One session's device, as the agent may use it."""
 
-    def __init__(self, session_id: str, device_id: str, send: Callable[[Message], Awaitable[None]]) -> None:
+    def __init__(self, session_id: str, device_id: str, send: Callable[[Message], Awaitable[None]],
+                 observe: Callable[[str, Mapping[str, Any], str], None] | None = None) -> None:
         self.session_id = session_id
         self.device_id = device_id
         self._send = send
+        self._observe = observe               # told (tool, arguments, result) after each answered call
         self.mcp: McpClient | None = None     # set once the hello announced MCP
         self.iot_descriptors: dict[str, Mapping[str, Any]] = {}
         self.iot_states: dict[str, dict[str, Any]] = {}

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Protocol, Sequence
 
 from ..audio.opus import OpusDecoder, OpusError
-from ..pipeline.reply import speak_reply
 from ..pipeline.sentences import same_words
 from ..pipeline.speculation import SpeculationSlot
 from ..protocol import binary, codec
@@ -71,7 +71,8 @@ class Session:
         self.state = S.CONNECTED
         self.mode = ListenMode.AUTO
         self.hello: DeviceHello | None = None
-        self.link = SessionLink(self.id, device_id, self.send)
+        self.link = SessionLink(self.id, device_id, self.send,
+                                observe=functools.partial(ctx.live.device_tool, device_id))
         self.utterance: Utterance | None = None
         self.speculation = SpeculationSlot(self, self.link, self.spawn)   # an answer started on a draft
         self.turn: asyncio.Task[None] | None = None
@@ -80,11 +81,10 @@ class Session:
         self._decoder: OpusDecoder | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._warned_binary = False
-        self.announcing = False                      # queued announcements are being spoken (see announce)
-        self._deferred_listen: Listen | None = None  # a listen start that arrived meanwhile
         self.closed = asyncio.Event()
         self.frames_in = 0
         self.turn_log: collections.deque[dict[str, float]] = collections.deque(maxlen=16)
+        self.announcing = Announcing(self)           # the session as announcements see it
 
     # ------------------------------------------------------------------ helpers
     def __repr__(self) -> str:
@@ -120,6 +120,11 @@ class Session:
     @property
     def busy(self) -> bool:
         return self.turn is not None and not self.turn.done()
+
+    @property
+    def channel_open(self) -> bool:
+        """The hello is done and the connection is still up."""
+        return self.state not in (S.CONNECTED, S.CLOSED)
 
     # ------------------------------------------------------------------ inbound
     async def handle_text(self, text: str) -> None:
@@ -189,9 +194,7 @@ class Session:
         await self.send(reply)
         self.ctx.live.connected(self.device_id, self.id, "websocket")
         self.set_state(S.IDLE)
-        timers = self.ctx.agent.timers
-        if timers is not None:
-            timers.wake()  # timers that fell due while this device was away are announced now
+        self.ctx.announcements.on_hello(self.announcing)   # queued announcements, before its own request
         if msg.mcp and self.ctx.settings.session.mcp_enabled:
             mcp = self.link.open_mcp(self.ctx.settings.session.mcp_call_timeout, self.ctx.vision_capability(self.device_id),
                                      camera_call_timeout(self.ctx.settings))
@@ -199,6 +202,8 @@ class Session:
 
     async def start_listening(self, mode: ListenMode | None) -> None:
         """``listen start``: a new utterance; while the hub is still answering, that is barge-in."""
+        if self.announcing.defer_listen(mode):
+            return                                      # applied once the announcements are spoken
         if mode is not None:
             self.mode = mode
         if self.busy:
@@ -232,7 +237,9 @@ class Session:
         question = text.strip()
         if question and not is_wake_word(question, self.ctx.settings.session.wake_words):
             await self._start_text_turn(question)   # test clients and apps send text this way
-        elif self.state is S.LISTENING:
+            return
+        self.ctx.live.wake(self.device_id, question)
+        if self.state is S.LISTENING:
             # Wake word: the audio so far was the wake word itself; start clean.
             self.utterance = self._new_utterance()
 
@@ -284,72 +291,6 @@ class Session:
         self.set_state(S.THINKING)
         self.turn = self.spawn(run_text_turn(self, text), "turn")
 
-    def start_reply(self, deltas: AsyncIterator[str], user_text: str | None = None) -> asyncio.Task[None]:
-        """Speak a reply that does not come from the microphone (announcements, MQTT "say")."""
-        async def run() -> None:
-            await self._cancel_turn()
-            await speak_reply(self, deltas, kind="announcement")
-
-        self.turn = self.spawn(run(), "announce")
-        return self.turn
-
-    # -- announcements (xiaozhi_hub/services/announce.py holds the rules; these are the session's part)
-    @property
-    def channel_open(self) -> bool:
-        """The hello is done and the connection is still up."""
-        return self.state not in (S.CONNECTED, S.CLOSED)
-
-    def ready_for_announcement(self) -> bool:
-        """Nothing in progress: no turn, and the user is not in the middle of a sentence."""
-        if self.state not in (S.IDLE, S.LISTENING) or self.busy:
-            return False
-        return not (self.utterance is not None and self.utterance.heard_speech)
-
-    def announce(self, work: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
-        """Run ``work`` (speaking announcements) as this session's turn: a turn in progress is cancelled
-        first (its answer is stored as interrupted), a ``listen start`` meanwhile waits until ``work`` is
-        done, and afterwards the session returns to the state it was in."""
-        previous_turn, previous_state = self.turn, self.state
-
-        async def run() -> None:
-            if previous_turn is not None and not previous_turn.done():
-                previous_turn.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(asyncio.shield(previous_turn), timeout=1.0)
-            self.announcing = True
-            try:
-                await work()
-            finally:
-                self.announcing = False
-                if self.turn is asyncio.current_task():
-                    self.turn = None          # done: the deferred listen start below is no barge-in
-                deferred, self._deferred_listen = self._deferred_listen, None
-                await self._return_to(previous_state)
-                if deferred is not None and self.channel_open:
-                    await self._on_listen(deferred)
-
-        self.turn = self.spawn(run(), "announce")
-        return self.turn
-
-    async def speak_text(self, text: str) -> str:
-        """Say ``text`` now (``tts start`` ... ``tts stop``); returns what was spoken ("" if nothing)."""
-        from .turn import speak_reply  # local import: turn imports the pipeline
-
-        self._deferred_listen = None    # a listen start before this is answered by the tts stop to come
-        return await speak_reply(self, _once(text), kind="announcement")
-
-    async def _return_to(self, previous: SessionState) -> None:
-        """After announcements: back to idle if the device was idle; a fresh utterance if it was listening.
-        (After an interrupted reply the usual after-reply state stands.)"""
-        if self.state is S.CLOSED or self.busy:
-            return
-        if previous in (S.IDLE, S.CONNECTED) and self.state is not S.IDLE:
-            await self._drop_utterance()
-            self.set_state(S.IDLE)
-        elif previous is S.LISTENING and self.state is S.LISTENING:
-            await self._drop_utterance()
-            self.utterance = self._new_utterance()
-
     async def _cancel_turn(self) -> None:
         task, self.turn = self.turn, None
         if task is None or task.done() or task is asyncio.current_task():
@@ -372,9 +313,27 @@ class Session:
         if self.state is not S.SPEAKING:
             self.set_state(S.SPEAKING)
 
-    async def reply_finished(self) -> None:
+    async def reply_finished(self, said: str) -> None:
         self.last_voice = time.monotonic()  # the idle timeout counts from the end of the answer
+        self.ctx.live.replied(self.device_id, said, complete=True)
         await self.after_reply()
+
+    def reply_cut(self, said: str) -> None:
+        """The answer stopped part way: report it, and store it as interrupted with what was said."""
+        self.ctx.live.replied(self.device_id, said, complete=False)
+        self.ctx.agent.cut_short(self.device_id, said)
+
+    async def return_to(self, previous: SessionState) -> None:
+        """After announcements: idle again if the device was idle, else the rule after a reply."""
+        self.last_voice = time.monotonic()
+        if self.state is S.CLOSED or self.busy:
+            return
+        await self._drop_utterance()         # audio from before the announcements is stale
+        if previous in (S.IDLE, S.CONNECTED):
+            if self.state is not S.IDLE:
+                self.set_state(S.IDLE)
+        else:
+            await self.after_reply()
 
     async def after_reply(self) -> None:
         """The rule after a reply (spoken, aborted, or nothing to answer): close the channel when the
@@ -409,6 +368,7 @@ class Session:
             await self._cleanup()
 
     async def _cleanup(self) -> None:
+        self.ctx.live.disconnected(self.device_id, self.id)
         self.link.close()
         turn, self.turn = self.turn, None
         tasks = [t for t in (*self._tasks, turn) if t is not None and not t.done() and t is not asyncio.current_task()]

@@ -93,7 +93,7 @@ async def say_goodbye(session: "Session") -> None:
     if session.ctx.settings.session.idle_goodbye:
         try:
             async with asyncio.timeout(10.0):
-                await speak_reply(session, _once(phrase(session.ctx.settings, GOODBYE_TEXT)), kind="goodbye")
+                await speak_reply(session, _once(phrase(session.ctx.settings, GOODBYE_TEXT)))
         except (TimeoutError, ProviderError, ConnectionError) as err:
             log.info("%s: goodbye not spoken: %s", session, err)
     await session.close(CloseCode.IDLE, "idle")
