@@ -58,6 +58,7 @@ from .settings import ConfigError, Settings, add_common_flags
 from .store.db import Database
 from .store.device_store import DeviceStore
 from .store.firmware import FirmwareStore
+from .tools.home_assistant import set_home_control
 
 from .transport.registry import SessionRegistry
 from .transport.ws_server import WebSocketServer

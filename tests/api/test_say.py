@@ -70,7 +70,8 @@ async def test_queued_for_an_absent_device_survives_a_restart_and_comes_first(ap
     stream = await a.events()
     await stream.next()
     async with a.device() as dev:
-        device_id, client_id = dev.device_id, dev.client_id        # the hub now knows the device
+        device_id, client_id = dev.device_id, dev.client_id
+        await dev_known(a, device_id)                              # the hub now knows the device
     await stream.until(lambda e: e["type"] == "device_disconnected")
     status, body = await a.call("POST", f"/api/devices/{device_id}/say", {"text": "The laundry is done.", "id": "l1"})
     assert status == 200 and body == {"id": "l1", "status": "queued", "device_id": device_id}
@@ -102,6 +103,7 @@ async def test_expired_and_dropped_outcomes(api) -> None:
     await stream.next()
     async with a.device() as dev:
         device_id = dev.device_id
+        await dev_known(a, device_id)
     await stream.until(lambda e: e["type"] == "device_disconnected")
     for n, ttl in ((1, 600), (2, 600), (3, 600), (4, 1)):
         status, body = await a.call("POST", f"/api/devices/{device_id}/say", {"text": f"Message {n}.", "id": f"m{n}",

@@ -43,6 +43,7 @@ class Settings:
     agent: AgentSettings = field(default_factory=AgentSettings)
     intents: IntentSettings = field(default_factory=IntentSettings)
     memory: MemorySettings = field(default_factory=MemorySettings)
+    announce: AnnounceSettings = field(default_factory=AnnounceSettings)
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)
     addon: AddonSettings = field(default_factory=AddonSettings)
     data_dir: str = "data"
@@ -78,6 +79,7 @@ SECTIONS: dict[str, tuple[vol.Schema, type]] = {
     "agent": (AGENT_SCHEMA, AgentSettings),
     "intents": (INTENTS_SCHEMA, IntentSettings),
     "memory": (MEMORY_SCHEMA, MemorySettings),
+    "announce": (ANNOUNCE_SCHEMA, AnnounceSettings),
     "wyoming": (WYOMING_SCHEMA, WyomingSettings),
     "addon": (ADDON_SCHEMA, AddonSettings),
 }
