@@ -91,6 +91,8 @@ async def test_hello_then_the_events_of_a_turn_and_an_announcement_in_order(api)
         await dev.wait_state(DeviceState.IDLE)
         status, body = await a.call("POST", f"/api/devices/{dev.device_id}/say", {"text": "Dinner is ready.", "id": "a1"})
         assert status == 200 and body == {"id": "a1", "status": "spoken", "device_id": dev.device_id}
+        await stream.until(lambda e: e["type"] == "announcement")
+        await stream.until(lambda e: e["type"] == "state")               # back to the state it was in
     await stream.until(lambda e: e["type"] == "device_disconnected")
     assert ordered(stream.messages, dev.device_id) == [
         ("device_connected",), ("state", "idle"), ("wake", "你好小智"),

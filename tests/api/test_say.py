@@ -25,7 +25,8 @@ LONG_REPLY = "This is a long answer that takes a while. " * 6
 
 
 def announcement_turns(dev: SimulatedDevice, text: str) -> list:
-    return [t for t in dev.turns if text in t.sentences]
+    """The device's turns that carried ``text`` (the sentence splitter may cut a long one in parts)."""
+    return [t for t in dev.turns if text in " ".join(t.sentences)]
 
 
 def assert_heard(turn, text: str) -> None:
@@ -61,7 +62,9 @@ async def test_say_to_a_connected_device_is_heard_and_it_returns_to_idle(api) ->
         (turn,) = announcement_turns(dev, "Dinner is ready.")
         assert_heard(turn, "Dinner is ready.")
         await dev.wait_state(DeviceState.IDLE)
-        assert await hub_state(a, dev.device_id) == "idle"
+        async with asyncio.timeout(5):
+            while await hub_state(a, dev.device_id) != "idle":        # the hub too, just after
+                await asyncio.sleep(0.02)
         assert a.hub.ctx.announcements.queued_count(dev.device_id) == 0
 
 
@@ -229,3 +232,54 @@ async def test_queued_announcements_survive_kill_9(tmp_path) -> None:
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+async def test_the_user_can_stop_an_announcement_and_talk_on(api) -> None:
+    a = await api(fake={"tts_ms_per_char": 40})
+    stream = await a.events()
+    await stream.next()
+    text = "This is a long announcement about the washing machine being done at last."
+    async with a.device() as dev:
+        await dev.run_turn(SPEECH, mode="manual")
+        await dev.wait_state(DeviceState.IDLE)
+        status, body = await a.call("POST", f"/api/devices/{dev.device_id}/say", {"text": text, "id": "w",
+                                                                                 "wait": False})
+        assert status == 200
+        (turn,) = await asyncio.wait_for(_announcement_turn(dev, text), 10)
+        await dev.wait_until(lambda: len(turn.played) > 5, 10)
+        await dev.abort()                                             # the button while it speaks
+        await dev.wait_until(lambda: turn.tts_stop_at is not None, 5)
+        event = await stream.until(lambda e: e["type"] == "announcement" and e["status"] != "queued")
+        assert (event["id"], event["status"], event.get("interrupted")) == ("w", "spoken", True)
+        await dev.wait_state(DeviceState.IDLE)
+        async with asyncio.timeout(5):
+            while await hub_state(a, dev.device_id) != "idle":       # manual mode: idle after the abort
+                await asyncio.sleep(0.02)
+        again = await dev.run_turn(SPEECH, mode="manual")              # and the next turn works
+        assert again.stt_text == "turn on the kitchen light"
+    assert a.hub.ctx.announcements.queued_count(dev.device_id) == 0
+    await stream.close()
+
+
+async def test_realtime_voice_cuts_an_announcement_and_is_answered(api) -> None:
+    a = await api(fake={"tts_ms_per_char": 40})
+    text = "This is a long announcement about the washing machine being done at last."
+    async with a.device() as dev:
+        await dev.start_listening("realtime")
+        await dev.stream_silence(lambda: a.hub.ctx.live.get(dev.device_id).state == "listening", 5)
+        status, _ = await a.call("POST", f"/api/devices/{dev.device_id}/say", {"text": text, "wait": False})
+        assert status == 200
+        await dev.wait_until(lambda: any(len(t.played) > 3 for t in announcement_turns(dev, text)), 10)
+        await dev.stream_pcm(SPEECH)                                  # realtime: the mic stays on
+        await dev.stream_silence(lambda: any(t.stt_text for t in dev.turns[1:]), 15)
+        answered = [t for t in dev.turns if t.stt_text == "turn on the kitchen light"]
+        assert answered
+        await dev.wait_until(lambda: answered[-1].tts_stop_at is not None, 15)
+        assert any("The kitchen light is on now." in s for t in dev.turns for s in t.sentences)
+        (spoken,) = announcement_turns(dev, text)
+        assert spoken.audio_seconds < len(text) * 0.040 - 0.5                # it was cut short
+
+
+async def _announcement_turn(dev: SimulatedDevice, text: str) -> list:
+    await dev.wait_until(lambda: bool(announcement_turns(dev, text)), 10)
+    return announcement_turns(dev, text)

@@ -31,6 +31,11 @@ async def _once(text: str) -> AsyncIterator[str]:
     yield text
 
 
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class Announcing:
     """One session as the announcement rules see it (``AnnounceTarget``), and as the reply channel
     announcements are spoken into (``ReplyChannel``)."""
@@ -70,15 +75,21 @@ class Announcing:
                 await work()
             finally:
                 self.active = False
-                if session.turn is asyncio.current_task():
-                    session.turn = None          # done: the deferred listen start is no barge-in
                 deferred, self._deferred = self._deferred, []
-                await session.return_to(previous_state)
-                if deferred and session.channel_open:
-                    await session.start_listening(deferred[-1])
+                if not _cancelling():        # cancelled (abort, barge-in, close): the canceller sets the state
+                    await self._after(previous_state, deferred)
 
         session.turn = session.spawn(run(), "announce")
         return session.turn
+
+    async def _after(self, previous: SessionState, deferred: list[ListenMode | None]) -> None:
+        """Announcements done (or failed): the state from before, then a listen start that waited."""
+        session = self.session
+        if session.turn is asyncio.current_task():
+            session.turn = None                  # done: the deferred listen start is no barge-in
+        await session.return_to(previous)
+        if deferred and session.channel_open:
+            await session.start_listening(deferred[-1])
 
     async def speak_text(self, text: str) -> str:
         """Say ``text`` now (``tts start`` … ``tts stop``); returns what was spoken ("" if nothing)."""
