@@ -19,6 +19,7 @@ from .config_check import render as render_settings
 from .models import cli as models_cli
 from .net import api_cli
 from .net import cli as net_cli
+from .services import admin_token
 from .settings import ConfigError, add_common_flags, environment_notes, settings_from_args
 
 __all__ = ["add_common_flags", "build_parser", "main", "settings_from_args"]

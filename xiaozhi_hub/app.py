@@ -146,6 +146,26 @@ def device_authenticator(settings: Settings, secret: str, devices: DeviceStore) 
     return Authenticator(settings.auth, secret, revoked_before=devices.revoked_before,
                          not_admitted=devices.not_admitted)
 
+def _announce_target(registry: SessionRegistry, device_id: str) -> Announcing | None:
+    """The device's connected session as the announcement rules see it."""
+    session = registry.by_device(device_id)
+    return session.announcing if session is not None else None
+
+
+async def open_api_services(ctx: HubContext, closers: list[Closer]) -> None:
+    """The admin token (created on first start), the Home Assistant component link (its home becomes
+    ``ctx.home_control``), announcements (the queue's expiry timer starts), and device record changes
+    reported as events."""
+    ctx.admin = AdminToken.in_data_dir(ctx.settings.data_path)
+    ctx.admin.ensure()
+    ctx.component = ComponentLink(functools.partial(set_home_control, ctx))
+    ctx.announcements = Announcements(ctx.db, ctx.settings.announce, ctx.live,
+                                      functools.partial(_announce_target, ctx.registry))
+    await ctx.announcements.start()
+    closers.append(ctx.announcements.close)
+    ctx.devices.on_change = ctx.live.record_changed
+
+
 async def serve_http(ctx: HubContext, listen: Listen, closers: list[Closer]) -> None:
     """The OTA endpoint (unless ``ota.enabled`` is false), every HTTP route, the listener, then mDNS
     (unless ``mdns.enabled`` is false), which advertises the ports bound by then."""

@@ -80,6 +80,16 @@ class HubContext:
     wyoming: "WyomingServer | None" = None
     supervisor: "SupervisorLink | None" = None     # only inside the Home Assistant add-on
     vision: VisionModel | None = None
+    # What happens on the hub, and each device's live state (sessions report through ``live``).
+    events: EventBus = field(default_factory=EventBus)
+    live: LiveDevices = field(init=False)
+    # The admin token of /api/, "say this", and the connected Home Assistant component (set by the app).
+    admin: "AdminToken" = field(init=False)
+    announcements: "Announcements" = field(init=False)
+    component: "ComponentLink" = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.live = LiveDevices(self.events)
 
     def ws_url(self, host: str | None = None) -> str:
         """The WebSocket URL devices are told to use."""

@@ -65,7 +65,10 @@ class SessionLink:
         if self.mcp is None:
             raise McpCallError("device has no MCP")
         timeout = self._camera_timeout if name == CAMERA_TOOL else None    # it waits for the vision model
-        return await self.mcp.call_tool(name, arguments, timeout)
+        result = await self.mcp.call_tool(name, arguments, timeout)
+        if self._observe is not None:
+            self._observe(name, arguments, result)     # e.g. the volume the device reports
+        return result
 
     async def send_iot_command(self, commands: Sequence[Mapping[str, Any]]) -> None:
         await self._send(IotCommand(tuple(commands), session_id=self.session_id))

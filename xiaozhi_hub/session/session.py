@@ -29,6 +29,7 @@ from ..protocol.messages import (AudioParams, DeviceHello, Error, ListenMode, Me
                                  Stt, Tts, TtsState)
 from ..providers.base import Transcript, VADEvent
 from ..vision import camera_call_timeout
+from .announcing import Announcing
 from .handlers import handle_text
 from .link import SessionLink
 from .state import SessionState, check_transition
@@ -220,6 +221,8 @@ class Session:
         the utterance itself in auto mode). What was heard is answered; with nothing heard the session
         goes idle at once, whatever the mode: the microphone is off, so listening on would only wait
         for the idle sweeper."""
+        if self.announcing.drop_listen():
+            return                                      # announcements play: the deferred start ends here
         utt = self.utterance
         if self.state is S.LISTENING and utt is not None and utt.heard_speech:
             utt.end()

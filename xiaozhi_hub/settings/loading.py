@@ -12,8 +12,8 @@ from typing import Any, Callable, Mapping
 import voluptuous as vol
 import yaml
 
-from .assistant import (AGENT_SCHEMA, INTENTS_SCHEMA, MEMORY_SCHEMA, SESSION_SCHEMA, AgentSettings, IntentSettings,
-                        MemorySettings, SessionSettings)
+from .assistant import (AGENT_SCHEMA, ANNOUNCE_SCHEMA, INTENTS_SCHEMA, MEMORY_SCHEMA, SESSION_SCHEMA, AgentSettings,
+                        AnnounceSettings, IntentSettings, MemorySettings, SessionSettings)
 from .engines import (ASR_SCHEMA, AUDIO_SCHEMA, FAKE_SCHEMA, LLM_SCHEMA, TTS_SCHEMA, VAD_SCHEMA, VISION_SCHEMA,
                       ASRSettings, AudioSettings, FakeSettings, LLMSettings, TTSSettings, VADSettings, VisionSettings)
 from .network import (AUTH_SCHEMA, MDNS_SCHEMA, OTA_SCHEMA, SERVER_SCHEMA, AuthSettings, MDNSSettings, OTASettings,

@@ -102,6 +102,8 @@ class DeviceStore:
                 _LOGGER.exception("could not end the session of %s", device_id)
 
     async def _remember(self, device: Device) -> Device:
+        if device.device_id not in self._cache and self.on_change is not None:
+            self.on_change("added", device.to_json())
         entry = _CacheEntry(device.blocked, device.tokens_not_before, device.activated)
         reason = self._shut_out_reason(self._cache.get(device.device_id), entry)
         self._cache[device.device_id] = entry
