@@ -3,7 +3,8 @@
 Each command module exposes ``register(subparsers)`` adding its parser with ``set_defaults(func=...)``;
 the function receives ``(args, settings)`` and returns an exit code. The modules are listed here:
 ``serve`` (:mod:`xiaozhi_hub.app`), ``models``/``init-config`` (:mod:`xiaozhi_hub.models.cli`),
-``devices``/``firmware`` (:mod:`xiaozhi_hub.net.cli`).
+``devices``/``firmware`` (:mod:`xiaozhi_hub.net.cli`), ``token`` (:mod:`xiaozhi_hub.services.admin_token`),
+``say`` (:mod:`xiaozhi_hub.net.api_cli`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Sequence
 from . import __version__, app, offline
 from .config_check import render as render_settings
 from .models import cli as models_cli
+from .net import api_cli
 from .net import cli as net_cli
+from .services import admin_token
 from .settings import ConfigError, add_common_flags, environment_notes, settings_from_args
 
 __all__ = ["add_common_flags", "build_parser", "main", "settings_from_args"]
@@ -33,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     app.register(sub)
     models_cli.register(sub)
     net_cli.register(sub)
+    admin_token.register(sub)
+    api_cli.register(sub)
     return parser
 
 

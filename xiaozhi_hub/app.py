@@ -2,16 +2,18 @@
 
 Start order: data folder and database → secrets and hub id → compute pool → providers (models load
 once) → device store (revocation cache loaded, kept fresh) and firmware store (crash leftovers
-swept) → metrics, fixed phrases, the hub context, the loop-lag watcher → agent → WebSocket listener → OTA endpoint, HTTP
-routes and listener → mDNS (it advertises the bound ports) → the agent's background services
-(timers, memory retention) → "ready"; the fixed phrases are then synthesized in the background.
+swept) → metrics, fixed phrases, the hub context, the loop-lag watcher → the API's services (admin
+token, Home Assistant component link, announcements with their expiry timer) → agent → WebSocket
+listener → OTA endpoint, HTTP routes and listener → mDNS (it advertises the bound ports) → the
+agent's background services (timers, memory retention) → "ready"; the fixed phrases are then
+synthesized in the background.
 Shutdown (SIGINT/SIGTERM, :meth:`Hub.stop`): close every session with 1001 (within
 ``shutdown_grace`` + 1 s), stop the listeners, then close the rest in reverse start order: phrase
-warm-up, the agent, mDNS, the loop-lag watcher, the device store, providers, the compute pool, and
-last the database, which checkpoints its WAL.
+warm-up, the agent, mDNS, announcements, the loop-lag watcher, the device store, providers, the
+compute pool, and last the database, which checkpoints its WAL.
 
-:func:`open_stores` and :func:`serve_http` are the two halves of the HTTP side; the hub uses them,
-and so do the HTTP tests, which build the HTTP side alone.
+:func:`open_stores`, :func:`open_api_services` and :func:`serve_http` make up the HTTP side; the hub
+uses them, and so do the HTTP tests, which build the HTTP side alone.
 """
 
 from __future__ import annotations
@@ -48,10 +50,15 @@ from .pipeline.phrases import BUSY_TEXT, FILLER_TEXT, phrase
 from .pipeline.speaker import PhraseCache
 from .providers.base import ProviderError, Providers
 from .providers.registry import close_providers, create_providers
+from .services.admin_token import AdminToken
+from .services.announce import Announcements
+from .services.component import ComponentLink
+from .session.announcing import Announcing
 from .settings import ConfigError, Settings, add_common_flags
 from .store.db import Database
 from .store.device_store import DeviceStore
 from .store.firmware import FirmwareStore
+from .tools.home_assistant import set_home_control
 
 from .transport.registry import SessionRegistry
 from .transport.ws_server import WebSocketServer
@@ -139,6 +146,26 @@ def device_authenticator(settings: Settings, secret: str, devices: DeviceStore) 
     return Authenticator(settings.auth, secret, revoked_before=devices.revoked_before,
                          not_admitted=devices.not_admitted)
 
+def _announce_target(registry: SessionRegistry, device_id: str) -> Announcing | None:
+    """The device's connected session as the announcement rules see it."""
+    session = registry.by_device(device_id)
+    return session.announcing if session is not None else None
+
+
+async def open_api_services(ctx: HubContext, closers: list[Closer]) -> None:
+    """The admin token (created on first start), the Home Assistant component link (its home becomes
+    ``ctx.home_control``), announcements (the queue's expiry timer starts), and device record changes
+    reported as events."""
+    ctx.admin = AdminToken.in_data_dir(ctx.settings.data_path)
+    ctx.admin.ensure()
+    ctx.component = ComponentLink(functools.partial(set_home_control, ctx))
+    ctx.announcements = Announcements(ctx.db, ctx.settings.announce, ctx.live,
+                                      functools.partial(_announce_target, ctx.registry))
+    await ctx.announcements.start()
+    closers.append(ctx.announcements.close)
+    ctx.devices.on_change = ctx.live.record_changed
+
+
 async def serve_http(ctx: HubContext, listen: Listen, closers: list[Closer]) -> None:
     """The OTA endpoint (unless ``ota.enabled`` is false), every HTTP route, the listener, then mDNS
     (unless ``mdns.enabled`` is false), which advertises the ports bound by then."""
@@ -211,6 +238,7 @@ class Hub:
         ctx.vision = open_vision(settings, self._closers)
         lag = asyncio.create_task(watch_loop_lag(metrics), name="loop-lag")
         self._closers.append(_call(lag.cancel))
+        await open_api_services(ctx, self._closers)
         try:
             ctx.agent = await create_agent(ctx)
         except ValueError as err:  # e.g. a broken intents.sentences_file

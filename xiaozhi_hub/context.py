@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from .auth import Authenticator, mint_vision_token
 from .compute import ComputePool
 from .metrics import Metrics
+from .services.events import EventBus
+from .services.live import LiveDevices
 from .settings import Settings
 from .store.db import Database
 from .tools.home_assistant import HomeControl, NoHomeControl
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
     from .pipeline.agent import Agent
     from .pipeline.speaker import PhraseCache
     from .providers.base import Providers
+    from .services.admin_token import AdminToken
+    from .services.announce import Announcements
+    from .services.component import ComponentLink
     from .store.device_store import DeviceStore
     from .store.firmware import FirmwareStore
     from .supervisor import SupervisorLink
@@ -75,6 +80,16 @@ class HubContext:
     wyoming: "WyomingServer | None" = None
     supervisor: "SupervisorLink | None" = None     # only inside the Home Assistant add-on
     vision: VisionModel | None = None
+    # What happens on the hub, and each device's live state (sessions report through ``live``).
+    events: EventBus = field(default_factory=EventBus)
+    live: LiveDevices = field(init=False)
+    # The admin token of /api/, "say this", and the connected Home Assistant component (set by the app).
+    admin: "AdminToken" = field(init=False)
+    announcements: "Announcements" = field(init=False)
+    component: "ComponentLink" = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.live = LiveDevices(self.events)
 
     def ws_url(self, host: str | None = None) -> str:
         """The WebSocket URL devices are told to use."""

@@ -23,10 +23,11 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 
 import aiohttp
+
+from .services.admin_token import TOKEN_FILE, AdminToken
 
 if TYPE_CHECKING:
     from .context import HubContext
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "SUPERVISOR_TOKEN"
-ADMIN_TOKEN_FILE = "admin_token"      # in the data folder; written by the hub's API (`xiaozhi-hub token`)
+ADMIN_TOKEN_FILE = TOKEN_FILE         # in the data folder; written by the hub's API (`xiaozhi-hub token`)
 RETRY_FIRST, RETRY_MAX = 2.0, 60.0     # back-off of the discovery announcements (seconds)
 
 
@@ -130,12 +131,7 @@ def admin_token(settings: "Settings") -> str | None:
 
     The one place that knows where the token lives: the hub's API keeps it in the data folder.
     """
-    path = Path(settings.data_dir) / ADMIN_TOKEN_FILE
-    with contextlib.suppress(OSError):
-        token = path.read_text(encoding="utf-8").strip()
-        if token:
-            return token
-    return None
+    return AdminToken.in_data_dir(settings.data_path).current()
 
 
 def discovery_messages(ctx: "HubContext") -> dict[str, dict[str, Any]]:

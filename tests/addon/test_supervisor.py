@@ -57,7 +57,10 @@ async def test_the_hub_announces_xiaozhi_and_wyoming(start_hub, supervisor: Fake
     hub = await start_hub(addon=in_addon, wyoming={"enabled": True, "port": 0})
     await announced(hub)
     found = supervisor.discoveries()
-    assert found["xiaozhi"] == {"host": "127.0.0.1", "port": hub.ctx.http_port, "hub_id": hub.ctx.hub_id}
+    admin = hub.ctx.admin.current()                            # created at the hub's first start
+    assert found["xiaozhi"] == {"host": "127.0.0.1", "port": hub.ctx.http_port, "hub_id": hub.ctx.hub_id,
+                                "token": admin}
+    assert admin and admin not in caplog.text
     assert found["wyoming"] == {"uri": f"tcp://127.0.0.1:{hub.ctx.wyoming.port}"}
     assert hub.ctx.supervisor.announced == {"xiaozhi": "uuid-xiaozhi", "wyoming": "uuid-wyoming"}
     assert "retrying" in caplog.text and TOKEN not in caplog.text

@@ -66,7 +66,9 @@ async def test_sigterm_closes_sessions_with_1001_and_exits_0(tmp_path):
     try:
         async with SimulatedDevice(f"ws://127.0.0.1:{ws_port}/xiaozhi/v1/") as dev:
             async with aiohttp.ClientSession() as s:
-                async with s.get(f"http://127.0.0.1:{http_port}/api/status") as r:
+                token = (tmp_path / "data" / "admin_token").read_text().strip()   # every /api/ path needs it
+                async with s.get(f"http://127.0.0.1:{http_port}/api/status",
+                                 headers={"Authorization": f"Bearer {token}"}) as r:
                     status = await r.json()
             assert [x["device_id"] for x in status["sessions"]] == [dev.device_id]
             proc.send_signal(signal.SIGTERM)

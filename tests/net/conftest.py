@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from xiaozhi_hub.app import device_authenticator, open_stores, open_vision, serve_http
+from xiaozhi_hub.app import device_authenticator, open_api_services, open_stores, open_vision, serve_http
 from xiaozhi_hub.context import HubContext
 from xiaozhi_hub.settings import Settings, from_mapping
 from xiaozhi_hub.store.db import Database
@@ -21,7 +21,7 @@ from ..store.images import image_writer
 
 WS_PORT = 18000
 SECRET = "test-secret-0123456789"
-ADMIN_TOKEN = "admin-token-0123456789"
+ADMIN_TOKEN = "admin-token-0123456789-abcdefgh"
 DEVICE_ID = "a1:b2:c3:d4:e5:f6"
 CLIENT_ID = "6b0a6c0e-6b0a-4c0e-8b0a-6c0e6b0a6c0e"
 BOARD = "bread-compact-wifi"
@@ -126,6 +126,8 @@ async def make_hub(tmp_path: Path):
                          hub_id="0f3c2d1e-hub-test", host_ip="127.0.0.1")
         ctx.ws_port = WS_PORT
         ctx.vision = open_vision(settings, closers)
+        await open_api_services(ctx, closers)        # admin token, component link, announcements
+        ctx.admin.set(ADMIN_TOKEN)
 
         async def listen(app: web.Application) -> int:
             runner = web.AppRunner(app)

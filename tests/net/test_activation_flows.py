@@ -124,7 +124,7 @@ async def test_stock_firmware_activates_then_connects_with_its_next_token(start_
                 "hmac": hmac.new(efuse_key, challenge.encode(), hashlib.sha256).hexdigest()}
         assert await client.activate(poll, headers) == 202
         async with session.post(f"{client.http}/api/devices/approve", json={"code": activation["code"]},
-                                headers={"Authorization": f"Bearer {STATIC}"}) as r:
+                                headers={"Authorization": f"Bearer {hub.ctx.admin.current()}"}) as r:
             assert r.status == 200, await r.text()
         assert await client.activate(poll, headers) == 200
 

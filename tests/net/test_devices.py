@@ -9,7 +9,7 @@ import math
 
 from xiaozhi_hub.store.device_store import DeviceStore
 
-from .conftest import BOARD, CLIENT_ID, DEVICE_ID, Hub
+from .conftest import ADMIN_TOKEN, BOARD, CLIENT_ID, DEVICE_ID, Hub
 
 
 # ---------------------------------------------------------------------------- JSON API
@@ -50,7 +50,7 @@ async def test_api_errors_are_json(hub: Hub) -> None:
     status, body = await hub.api("POST", f"/api/devices/{DEVICE_ID}/rename", {"title": "x"})
     assert status == 400
     async with hub.session.post(f"{hub.base}/api/devices/{DEVICE_ID}/rename", data=b"not json",
-                                headers={"Authorization": "Bearer admin-token-0123456789"}) as r:
+                                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as r:
         assert r.status == 400 and "error" in await r.json()
 
 
@@ -65,9 +65,12 @@ async def test_api_needs_an_admin_token_when_auth_is_on(hub: Hub) -> None:
     assert status == 401                                                 # a device cannot administer
 
 
-async def test_api_is_open_when_auth_is_off(make_hub) -> None:
+async def test_api_needs_the_admin_token_when_auth_is_off_too(make_hub) -> None:
+    # Device authentication off admits devices without tokens; the admin API stays closed.
     hub = await make_hub(auth={"enabled": False})
     status, body = await hub.api("GET", "/api/devices", token=None)
+    assert status == 401 and "admin token" in body["error"]
+    status, body = await hub.api("GET", "/api/devices")
     assert status == 200 and body == {"devices": []}
 
 
@@ -108,8 +111,9 @@ async def test_block_and_revoke_end_a_live_session(hub: Hub) -> None:
 
     hub.ctx.registry.add(Session())  # type: ignore[arg-type]
     await hub.ota_json()
+    hub.ctx.live.connected(DEVICE_ID, "session-1", "websocket")            # what the session reports at hello
     status, body = await hub.api("GET", "/api/devices")
-    assert body["devices"][0]["online"] is True
+    assert body["devices"][0]["online"] is True and body["devices"][0]["state"] == "idle"
     await hub.api("POST", f"/api/devices/{DEVICE_ID}/block")
     assert closed == [(4003, "device blocked")]                          # the WS server's refusal codes
     await hub.api("POST", f"/api/devices/{DEVICE_ID}/unblock")

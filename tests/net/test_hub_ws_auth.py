@@ -12,7 +12,7 @@ from xiaozhi_hub.protocol.close import CloseCode
 
 from .conftest import CLIENT_ID, DEVICE_ID, device_headers, system_info
 
-ADMIN = "admin-token-for-ws-test"
+STATIC = "static-device-token-for-ws-test"     # auth.tokens: a device credential, not the admin token
 HELLO = {"type": "hello", "version": 1, "transport": "websocket", "features": {"mcp": True},
          "audio_params": {"format": "opus", "sample_rate": 16000, "channels": 1, "frame_duration": 60}}
 
@@ -20,8 +20,9 @@ HELLO = {"type": "hello", "version": 1, "transport": "websocket", "features": {"
 class Device:
     """Just enough of a stock device: OTA check over HTTP, then the WebSocket with its stored token."""
 
-    def __init__(self, session: aiohttp.ClientSession, http_port: int) -> None:
+    def __init__(self, session: aiohttp.ClientSession, http_port: int, admin_token: str = "") -> None:
         self.session = session
+        self.admin_token = admin_token
         self.http = f"http://127.0.0.1:{http_port}"
         self.ws_url = ""
         self.token = ""
@@ -41,7 +42,7 @@ class Device:
         return ws
 
     async def admin(self, path: str) -> None:
-        async with self.session.post(f"{self.http}{path}", headers={"Authorization": f"Bearer {ADMIN}"}) as r:
+        async with self.session.post(f"{self.http}{path}", headers={"Authorization": f"Bearer {self.admin_token}"}) as r:
             assert r.status == 200, await r.text()
 
 
@@ -59,10 +60,10 @@ async def _closed_with(ws: aiohttp.ClientWebSocketResponse) -> int | None:
 
 
 async def test_ota_token_opens_the_websocket_and_revocation_closes_the_door(start_hub) -> None:
-    hub = await start_hub(auth={"enabled": True, "tokens": [ADMIN]})
+    hub = await start_hub(auth={"enabled": True, "tokens": [STATIC]})
     ctx = hub.ctx
     async with aiohttp.ClientSession() as session:
-        device = Device(session, ctx.http_port)
+        device = Device(session, ctx.http_port, ctx.admin.current())
         await device.ota()
         assert device.ws_url == f"ws://127.0.0.1:{ctx.ws_port}/xiaozhi/v1/"
 
@@ -94,7 +95,7 @@ async def test_ota_token_opens_the_websocket_and_revocation_closes_the_door(star
 
 
 async def test_websocket_connection_is_recorded(start_hub) -> None:
-    hub = await start_hub(auth={"enabled": True, "tokens": [ADMIN]})
+    hub = await start_hub(auth={"enabled": True, "tokens": [STATIC]})
     ctx = hub.ctx
     async with aiohttp.ClientSession() as session:
         device = Device(session, ctx.http_port)

@@ -124,7 +124,7 @@ async def test_address_and_port_changes_are_re_announced(make_hub, browser: Brow
 async def test_disabled_means_nothing_is_started(hub: Hub) -> None:
     assert not hub.settings.mdns.enabled                      # as make_settings has it
     assert hub.ctx.mdns is None
-    assert hub.closers == [hub.ctx.devices.close]             # serve_http registered no advertiser
+    assert hub.closers == [hub.ctx.devices.close, hub.ctx.announcements.close]   # serve_http added no advertiser
 
 
 def test_instance_names_are_valid_labels() -> None:

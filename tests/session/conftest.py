@@ -11,7 +11,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from xiaozhi_hub.app import configure_compute, open_stores
+from xiaozhi_hub.app import configure_compute, open_api_services, open_stores
 from xiaozhi_hub.audio import pcm as pcmlib
 from xiaozhi_hub.audio.opus import OpusEncoder
 from xiaozhi_hub.auth import Authenticator
@@ -177,6 +177,7 @@ async def harness(tmp_path) -> AsyncIterator[Callable[..., Any]]:
         ctx = HubContext(settings=settings, db=db, auth=Authenticator(settings.auth, "test-secret"), compute=compute,
                          registry=registry, providers=providers, hub_id="test", devices=stores.devices,
                          firmware=stores.firmware, phrases=phrases)
+        await open_api_services(ctx, closers)     # live state, announcements: what sessions report to
         ctx.agent = await create_agent(ctx)
         changes = Changes()
         conn = FakeConnection(changes)

@@ -1,16 +1,14 @@
-"""Timers and alarms: SQLite persistence, announcement when due, waiting for the device, busy
-sessions, restarts, voice cancel/list through the agent."""
+"""Timers and alarms: SQLite persistence, the hand-off to the announcements when due (and their rules
+delivering it), missed timers, restarts, voice cancel/list through the agent."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from dataclasses import dataclass
 
 import pytest
 
 from xiaozhi_hub.pipeline.agent import Agent
-from xiaozhi_hub.session.state import SessionState as State
 from xiaozhi_hub.store.db import Database
 from xiaozhi_hub.tools.builtin import next_occurrence
 from xiaozhi_hub.tools.timers import Timer, TimerService
@@ -20,39 +18,40 @@ from .conftest import FakeLink, ManualClock, ScriptedLLM, collect, settings
 DEV = "aa:bb:cc:dd:ee:01"
 
 
-@dataclass
-class Speech:
-    heard_speech: bool
+class Recorder:
+    """The announcements as the timer service sees them: records every hand-off."""
+
+    def __init__(self) -> None:
+        self.said: list[dict] = []
+
+    async def say(self, device_id, text, **kw):
+        self.said.append({"device_id": device_id, "text": text, **kw})
 
 
-class FakeSession:
-    """What the scheduler sees of a session (tools.timers.Announcer): state, busy, the utterance in
-    progress, start_reply (records what is spoken)."""
+def service(db, announcer, clock, **agent) -> TimerService:
+    return TimerService(db, settings(agent=agent), announcer, clock=clock)
 
-    def __init__(self, hold: float = 0.0) -> None:
-        self.state = State.IDLE
-        self.busy = False
-        self.utterance: Speech | None = None
+
+class Target:
+    """A connected session for the real announcement rules (services.announce.AnnounceTarget)."""
+
+    def __init__(self, device_id: str = DEV, ready: bool = True) -> None:
+        self.device_id = device_id
+        self.channel_open = True
+        self.ready = ready
         self.spoken: list[str] = []
-        self.hold = hold
+        self.turn = None
 
-    def start_reply(self, deltas, user_text=None):
-        async def run() -> None:
-            self.spoken.append("".join([d async for d in deltas]))
-            if self.hold:
-                await asyncio.sleep(self.hold)
-        return asyncio.ensure_future(run())
+    def ready_for_announcement(self) -> bool:
+        return self.ready
 
+    def announce(self, work):
+        self.turn = asyncio.ensure_future(work())
+        return self.turn
 
-def service(db, sessions: dict, clock, **agent) -> TimerService:
-    return TimerService(db, settings(agent=agent), sessions.get, clock=clock)
-
-
-async def settle(svc: TimerService) -> None:
-    for _ in range(50):
-        if not svc._delivering:
-            return
-        await asyncio.sleep(0.01)
+    async def speak_text(self, text: str) -> str:
+        self.spoken.append(text)
+        return text
 
 
 async def test_add_list_cancel(db):
@@ -80,88 +79,95 @@ async def test_limit_per_device(db):
         await svc.add_timer(DEV, 3)
 
 
-async def test_due_timer_waits_for_its_device_then_is_announced_once(db):
+async def test_a_due_timer_is_handed_to_the_announcements_once(db):
     clock = ManualClock()
-    sessions: dict = {}
-    svc = service(db, sessions, clock)
-    await svc.add_timer(DEV, 120, "", "en")
+    rec = Recorder()
+    svc = service(db, rec, clock)
+    timer = await svc.add_timer(DEV, 120, "", "en")
     clock.t += 119
-    assert await svc.deliver_due() == 0                 # not due yet
+    assert await svc.deliver_due() == 0 and rec.said == []               # not due yet
     clock.t += 2
-    assert await svc.deliver_due() == 1                 # due, device not connected: waiting
-    session = FakeSession()
-    session.state = State.SPEAKING
-    session.busy = True
-    sessions[DEV] = session
-    assert await svc.deliver_due() == 1                 # in a turn: not interrupted
-    session.state, session.busy = State.LISTENING, False
-    session.utterance = Speech(heard_speech=True)
-    assert await svc.deliver_due() == 1                 # the user is speaking: not interrupted either
-    session.utterance = Speech(heard_speech=False)
-    assert await svc.deliver_due() == 0                 # listening, nothing said yet: announced
-    await settle(svc)
-    assert session.spoken == ["Your 2 minute timer is done."]
+    assert await svc.deliver_due() == 1
+    assert rec.said == [{"device_id": DEV, "text": "Your 2 minute timer is done.", "ttl": 12 * 3600 - 1,
+                         "ann_id": f"timer-{timer.id}", "source": "timer", "lang": "en", "wait": False,
+                         "since": timer.due_at}]
     assert await svc.active(DEV) == []
-    assert await svc.deliver_due() == 0 and session.spoken == ["Your 2 minute timer is done."]
-
-
-async def test_announcement_cut_by_a_disconnect_is_retried(db):
-    clock = ManualClock()
-    first = FakeSession(hold=0.2)
-    sessions = {DEV: first}
-    svc = service(db, sessions, clock)
-    await svc.add_timer(DEV, 10, "tea", "en")
-    clock.t += 10
-    await svc.deliver_due()
-    first.state = State.CLOSED                            # the device leaves while it is spoken
-    await settle(svc)
-    assert len(await svc.store.for_device(DEV)) == 1
-    second = FakeSession()
-    sessions[DEV] = second
-    clock.t += 120
-    await svc.deliver_due()
-    await settle(svc)
-    assert second.spoken == ["Time's up: tea. It went off 2 minutes ago."]
-    assert await svc.store.for_device(DEV) == []
+    assert await svc.deliver_due() == 0 and len(rec.said) == 1          # once
 
 
 async def test_a_timer_missed_for_too_long_is_dropped(db):
     clock = ManualClock()
-    svc = service(db, {}, clock, timer_max_late_hours=1)
+    rec = Recorder()
+    svc = service(db, rec, clock, timer_max_late_hours=1)
     await svc.add_timer(DEV, 10)
     clock.t += 2 * 3600
-    assert await svc.deliver_due() == 0
-    assert await svc.store.for_device(DEV) == []
+    assert await svc.deliver_due() == 1
+    assert rec.said == [] and await svc.store.for_device(DEV) == []
+
+
+async def test_the_announcement_rules_deliver_a_timer_when_the_device_is_back(db):
+    """The real rules: a device that is away hears the timer on its next connection, saying how late."""
+    from xiaozhi_hub.services.announce import Announcements
+    from xiaozhi_hub.services.events import EventBus
+    from xiaozhi_hub.services.live import LiveDevices
+    from xiaozhi_hub.settings import AnnounceSettings
+    import xiaozhi_hub.store.announcements  # noqa: F401
+
+    await db.migrate()
+    clock = ManualClock()
+    sessions: dict = {}
+    announcements = Announcements(db, AnnounceSettings(), LiveDevices(EventBus()), sessions.get, clock)
+    await announcements.start()
+    try:
+        svc = service(db, announcements, clock)
+        await svc.add_timer(DEV, 10, "tea", "en")
+        clock.t += 10
+        await svc.deliver_due()                               # the device is away: queued
+        assert announcements.queued_count(DEV) == 1 and await svc.active(DEV) == []
+        clock.t += 120
+        target = sessions[DEV] = Target()
+        announcements.on_hello(target)
+        await target.turn
+        assert target.spoken == ["Time's up: tea. This was due 2 minutes ago."]
+        await svc.add_timer(DEV, 5, "", "zh")
+        clock.t += 5
+        target.turn = None
+        await svc.deliver_due()                               # connected: spoken at once
+        async with asyncio.timeout(5):
+            while target.turn is None or not target.turn.done():
+                await asyncio.sleep(0.01)
+        assert target.spoken[-1] == "5秒的计时器时间到了。"
+    finally:
+        await announcements.close()
 
 
 async def test_timers_survive_a_restart(tmp_path):
     clock = ManualClock()
     db = await Database(tmp_path / "hub.db").open()
-    await service(db, {}, clock).add_alarm(DEV, clock.t + 60, "call mom", "zh")
+    await service(db, None, clock).add_alarm(DEV, clock.t + 60, "call mom", "zh")
     await db.close()
     db = await Database(tmp_path / "hub.db").open()
     try:
-        session = FakeSession()
-        svc = service(db, {DEV: session}, clock)
+        rec = Recorder()
+        svc = service(db, rec, clock)
         clock.t += 61
         await svc.deliver_due()
-        await settle(svc)
-        assert len(session.spoken) == 1 and "call mom" in session.spoken[0] and "闹钟响了" in session.spoken[0]
+        assert len(rec.said) == 1 and "call mom" in rec.said[0]["text"] and "闹钟响了" in rec.said[0]["text"]
     finally:
         await db.close()
 
 
-async def test_the_scheduler_announces_in_real_time_and_wakes_on_new_timers(db):
-    session = FakeSession()
-    svc = TimerService(db, settings(agent={"timer_poll_seconds": 0.05}), {DEV: session}.get)
+async def test_the_scheduler_hands_over_in_real_time_and_wakes_on_new_timers(db):
+    rec = Recorder()
+    svc = TimerService(db, settings(), rec)
     await svc.start()
     try:
         await asyncio.sleep(0.05)               # the scheduler is asleep (nothing due)
         await svc.add_timer(DEV, 0.3, "", "en")
         t0 = asyncio.get_running_loop().time()
-        while not session.spoken:
-            await asyncio.sleep(0.02)
-            assert asyncio.get_running_loop().time() - t0 < 3
+        async with asyncio.timeout(10):
+            while not rec.said:
+                await asyncio.sleep(0.02)
         assert asyncio.get_running_loop().time() - t0 >= 0.25
     finally:
         await svc.close()
@@ -169,8 +175,8 @@ async def test_the_scheduler_announces_in_real_time_and_wakes_on_new_timers(db):
 
 def test_announcement_texts():
     t = Timer(1, DEV, "timer", "", 600.0, 1000.0, "en", 400.0)
-    assert t.announcement(1000.0) == "Your 10 minute timer is done."
-    assert Timer(1, DEV, "timer", "", 600.0, 1000.0, "zh", 400.0).announcement(1000.0) == "10分钟的计时器时间到了。"
+    assert t.announcement() == "Your 10 minute timer is done."
+    assert Timer(1, DEV, "timer", "", 600.0, 1000.0, "zh", 400.0).announcement() == "10分钟的计时器时间到了。"
     assert t.describe("en", 700.0) == "the 10 minute timer, 5 minutes left"
 
 

@@ -68,6 +68,11 @@ class ConversationMemory:
             return None
         return await asyncio.shield(self.store.append(device_id, role, content, interrupted))
 
+    async def mark_interrupted(self, message_id: int, content: str | None = None) -> None:
+        """See :meth:`DialogueStore.mark_interrupted` (shielded like :meth:`add`)."""
+        if self.enabled:
+            await asyncio.shield(self.store.mark_interrupted(message_id, content))
+
     def schedule_summary(self, device_id: str) -> None:
         """Start a background summary for ``device_id`` unless one is running."""
         if not self.enabled or self._closed:

@@ -91,6 +91,11 @@ class DialogueStore:
             "INSERT INTO dialogue (device_id, role, content, created_at, interrupted) VALUES (?, ?, ?, ?, ?)",
             (device_id, role, content, self.clock(), int(interrupted)))
 
+    async def mark_interrupted(self, message_id: int, content: str | None = None) -> None:
+        """An answer stored whole was cut off while it was spoken: flag it, keep only what was said."""
+        await self.db.execute("UPDATE dialogue SET interrupted = 1, content = COALESCE(?, content) WHERE id = ?",
+                              (content or None, message_id))
+
     async def messages(self, device_id: str, limit: int | None = None) -> list[DialogueMessage]:
         """All stored messages of a device, oldest first (the newest ``limit`` when given)."""
         if limit is None:

@@ -1,7 +1,7 @@
 """``/api/devices``: the JSON API over the device records, and ending the session of a shut-out device.
 
 Routes (list, show, approve, rename, block, unblock, revoke) serve Home Assistant and tools; they
-answer with the public view of a record plus whether the device is connected now. The records, the
+answer with the public view of a record plus its live state (:mod:`xiaozhi_hub.services.live`). The records, the
 SQL and the cached store are in :mod:`xiaozhi_hub.store`. When a device is blocked or its tokens are
 revoked (by the API or by the CLI in another process), :func:`disconnect` closes its live session
 with the code the WebSocket server would refuse it with at connect time.
@@ -52,7 +52,7 @@ def add_routes(app: web.Application, ctx: "HubContext") -> None:
 
     def api(handler: Handler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
-            if not api_allowed(request, ctx.settings.auth):
+            if not api_allowed(request, ctx.admin):
                 return json_error(401, API_REFUSED)
             try:
                 return await handler(request)
@@ -63,7 +63,7 @@ def add_routes(app: web.Application, ctx: "HubContext") -> None:
         return wrapped
 
     def view(device: Device) -> dict[str, Any]:
-        return device.to_json(online=ctx.registry.by_device(device.device_id) is not None)
+        return ctx.live.view(device.to_json())      # the record with its live state (online, state, ...)
 
     def reply(device: Device) -> web.Response:
         return web.json_response({"device": view(device)})

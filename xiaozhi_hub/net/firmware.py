@@ -54,7 +54,7 @@ def add_routes(app: web.Application, ctx: "HubContext") -> None:
         })
 
     async def index(request: web.Request) -> web.StreamResponse:
-        if not api_allowed(request, ctx.settings.auth):
+        if not api_allowed(request, ctx.admin):
             return json_error(401, API_REFUSED)
         records = await ctx.firmware.list()
         pins = await ctx.db.transaction(list_pins)

@@ -1,8 +1,9 @@
 """The HTTP app on the HTTP port (default 8003): status page, health, metrics, session API.
 
 :func:`create_http_app` also adds the routes of the other HTTP modules: the device API
-(:mod:`.devices`), OTA and activation (:mod:`.ota`, when enabled), firmware (:mod:`.firmware`) and the
-camera's photo uploads (:mod:`.vision`).
+(:mod:`.devices`), OTA and activation (:mod:`.ota`, when enabled), firmware (:mod:`.firmware`), the
+camera's photo uploads (:mod:`.vision`), and the hub API with its admin-token gate and event stream
+(:mod:`.api`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .. import __version__
-from . import devices, firmware, ota, vision
+from . import api, devices, firmware, ota, vision
 
 if TYPE_CHECKING:
     from ..context import HubContext
@@ -100,4 +101,5 @@ def create_http_app(ctx: "HubContext") -> web.Application:
         ota.add_routes(app, ctx.ota)
     firmware.add_routes(app, ctx)
     vision.add_routes(app, ctx)
+    api.add_routes(app, ctx)
     return app

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any, AsyncGenerator, Callable
+from typing import TYPE_CHECKING, AsyncGenerator
 
 from ..memory.conversation import ConversationMemory
 from ..memory.store import DialogueStore
@@ -29,7 +29,7 @@ from ..providers.base import LLM, PromptCacheLLM, ToolSpec
 from ..settings import Settings
 from ..store.db import Database
 from ..tools.builtin import builtin_registry, home_tool
-from ..tools.home_assistant import HomeControl, NoHomeControl, find_entity, home_control
+from ..tools.home_assistant import HomeControl, NoHomeControl, find_entity, home_control, looks_like_home_entity
 from ..tools.registry import DeviceLink, ToolContext, ToolEnv, ToolError, ToolRegistry
 from ..tools.timers import TimerService
 from ..vision import camera_call_timeout
@@ -54,8 +54,7 @@ class Agent:
     """Owns the tools, the intent matcher, the conversation (memory) and the timer service."""
 
     def __init__(self, settings: Settings, llm: LLM, db: Database | None = None,
-                 ctx: "HubContext | None" = None,
-                 find_session: Callable[[str], Any] | None = None) -> None:
+                 ctx: "HubContext | None" = None) -> None:
         self.settings = settings
         self.llm = llm
         self.ctx = ctx
@@ -70,10 +69,10 @@ class Agent:
                                                              remote=settings.llm.provider == "openai"),
                                              settings.memory)
             self.memory.on_fold = self._prefill_after_fold
-            if find_session is None and ctx is not None:
-                find_session = ctx.registry.by_device
-            self.timers = TimerService(db, settings, find_session or (lambda _d: None))
-        self.env = ToolEnv(settings, timers=self.timers, memory=self.memory, home=None)
+            # Due timers become announcements (one set of delivery rules); without a hub, nobody speaks.
+            self.timers = TimerService(db, settings, ctx.announcements if ctx is not None else None)
+        self.env = ToolEnv(settings, timers=self.timers, memory=self.memory, home=None,
+                           observe=ctx.live.tool_call if ctx is not None else None)
         # Without a database (or with memory disabled) the conversation lives in process only.
         self.dialogue = Dialogue(settings, self.memory)
         self._offered: dict[str, list[ToolSpec]] = {}   # the tools last offered to each device's LLM turns
@@ -173,10 +172,15 @@ class Agent:
         if self.matcher is None:
             return None
         home = self._home()
+        has_home = bool(home.entities())
 
         def resolve(name: str) -> str | None:
             entity = find_entity(home, name)
-            return entity.name if entity is not None else None
+            if entity is not None:
+                return entity.name
+            # A home is connected but did not share this one: match anyway, so the home tool refuses
+            # it in words instead of the LLM pretending to switch it.
+            return name if has_home and looks_like_home_entity(home, name) else None
 
         match = self.matcher.match(text, resolve)
         if match is None:
@@ -208,6 +212,10 @@ class Agent:
         text = text.strip()
         if not text:
             return
+        speech = await self._home_conversation(link, text, gate)
+        if speech is not None:
+            yield speech
+            return
         t0 = time.perf_counter()
         found = self.match_intent(text)
         self._metric("intent_match", time.perf_counter() - t0)
@@ -220,6 +228,24 @@ class Agent:
             return
         async for delta in self._llm_reply(link, text, gate):
             yield delta
+
+    async def _home_conversation(self, link: DeviceLink, text: str, gate: asyncio.Event | None) -> str | None:
+        """Conversation-first (asked for by the Home Assistant component): Home Assistant's own
+        agent answers when it understands ``text``; None lets the hub's assistant answer."""
+        if self.ctx is None or not self.ctx.component.conversation_first:
+            return None
+        if gate is not None:
+            await gate.wait()     # Home Assistant acts on the world: never on a speculation
+        speech = await self.ctx.component.converse(link.device_id, text, detect_language(text))
+        if speech is not None:
+            self._metric("home_conversation_turns")
+            await self.dialogue.remember(link.device_id, "user", text)
+            await self.dialogue.remember_whole(link.device_id, speech)
+        return speech
+
+    def cut_short(self, device_id: str, said: str) -> None:
+        """The device stopped speaking the latest answer part way (see :meth:`Dialogue.cut_short`)."""
+        self.dialogue.cut_short(device_id, said)
 
     async def _intent_reply(self, link: DeviceLink, text: str, match: IntentMatch,
                             call: IntentCall) -> AsyncGenerator[str, None]:
@@ -238,7 +264,7 @@ class Agent:
             self.dialogue.forget(link.device_id)
         else:
             # The answer is complete before it is spoken: commit it now, a barge-in cannot lose it.
-            await self.dialogue.remember(link.device_id, "assistant", say)
+            await self.dialogue.remember_whole(link.device_id, say)
         yield say
 
     async def llm_warmed(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from typing import Any, Coroutine
 
 from ..memory.conversation import ConversationMemory
 from ..providers.base import ChatMessage
@@ -27,6 +28,7 @@ class Answer:
         self.confirmed = False
         self.complete = False
         self.committed = False
+        self.row_id: int | None = None     # the stored message, once committed
 
     @property
     def text(self) -> str:
@@ -39,14 +41,40 @@ class Dialogue:
         self.memory = memory
         self._volatile: dict[str, collections.deque[ChatMessage]] = {}
         self._writes: set[asyncio.Task[None]] = set()   # answers committed after their turn ended
+        self._latest: dict[str, Answer] = {}            # each device's latest answer (see cut_short)
 
-    async def remember(self, device_id: str, role: str, content: str, interrupted: bool = False) -> None:
+    async def remember(self, device_id: str, role: str, content: str, interrupted: bool = False) -> int | None:
+        """Store one message; returns its id in the dialogue store (None when kept in process)."""
         if self.memory is not None and self.memory.enabled:
-            await self.memory.add(device_id, role, content, interrupted)
-        else:
-            h = self._volatile.setdefault(device_id, collections.deque(maxlen=self.settings.memory.window_messages))
-            if content.strip():
-                h.append(ChatMessage(role, content))
+            return await self.memory.add(device_id, role, content, interrupted)
+        h = self._volatile.setdefault(device_id, collections.deque(maxlen=self.settings.memory.window_messages))
+        if content.strip():
+            h.append(ChatMessage(role, content))
+        return None
+
+    def started(self, answer: Answer) -> None:
+        """``answer`` (confirmed) is the device's latest: the one a cut-off playback refers to."""
+        self._latest[answer.device_id] = answer
+
+    async def remember_whole(self, device_id: str, text: str) -> None:
+        """Store an answer that is complete before it is spoken (an intent's, Home Assistant's)."""
+        answer = Answer(device_id)
+        answer.parts.append(text)
+        answer.confirmed = answer.complete = answer.committed = True
+        answer.row_id = await self.remember(device_id, "assistant", text)
+        self._latest[device_id] = answer
+
+    def cut_short(self, device_id: str, said: str) -> None:
+        """The device stopped speaking the latest answer part way (abort, barge-in, an announcement
+        with priority ``now``): store it as interrupted, with only what was said, also when the LLM
+        had already finished writing it."""
+        answer = self._latest.pop(device_id, None)
+        if answer is None:
+            return
+        if not answer.committed:
+            answer.complete = False            # committed as interrupted when the generator ends
+        elif answer.complete and answer.row_id is not None and self.memory is not None:
+            self._track(self.memory.mark_interrupted(answer.row_id, said.strip() or None), f"cut-short:{device_id}")
 
     async def messages(self, device_id: str) -> list[ChatMessage]:
         """The prompt before the user's new words: the system prompt and what is remembered."""
@@ -65,7 +93,8 @@ class Dialogue:
             return
         answer.committed = True
         if answer.text:
-            await self.remember(answer.device_id, "assistant", answer.text, interrupted=not answer.complete)
+            answer.row_id = await self.remember(answer.device_id, "assistant", answer.text,
+                                                interrupted=not answer.complete)
         if self.memory is not None and self.memory.enabled:
             self.memory.schedule_summary(answer.device_id)
 
@@ -74,8 +103,11 @@ class Dialogue:
         at a ``yield`` until it is garbage-collected."""
         if answer.committed or not answer.confirmed:
             return
-        task = asyncio.ensure_future(self.commit(answer))
-        task.set_name(f"commit-answer:{answer.device_id}")
+        self._track(self.commit(answer), f"commit-answer:{answer.device_id}")
+
+    def _track(self, write: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.ensure_future(write)
+        task.set_name(name)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 

@@ -51,6 +51,7 @@ class LlmReply:
         if self.gate is not None:
             await self.gate.wait()
         self.answer.confirmed = True
+        self.dialogue.started(self.answer)
         self.count("llm_turns")
         await self.dialogue.remember(self.answer.device_id, "user", self.text)
 

@@ -51,8 +51,12 @@ class ReplyChannel(Protocol):
     def reply_started(self) -> None:
         """``tts start`` was sent: the device is speaking now."""
 
-    async def reply_finished(self) -> None:
-        """``tts stop`` was sent after the whole answer: what comes next is the channel's rule."""
+    async def reply_finished(self, said: str) -> None:
+        """``tts stop`` was sent after the whole answer (``said``: its sentences as sent): what comes
+        next is the channel's rule."""
+
+    def reply_cut(self, said: str) -> None:
+        """The answer was cancelled part way (abort, barge-in, an announcement, close) after ``said``."""
 
 
 async def close_stream(stream: AsyncIterator[str]) -> None:
@@ -80,6 +84,7 @@ class Reply:
         self._producer: asyncio.Task[None] | None = None
         self._tts_started = 0.0
         self._audio_started = False
+        self.said: list[str] = []     # the sentences sent to the device
 
     # -- the producer ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -164,8 +169,9 @@ class Reply:
         return False
 
     # -- the player --------------------------------------------------------------------------------
-    async def play(self) -> None:
-        """``tts start``, the answer paced at real time, ``tts stop``; then the channel's next step."""
+    async def play(self) -> str:
+        """``tts start``, the answer paced at real time, ``tts stop``; then the channel's next step.
+        Returns what was spoken ("" when no audio reached the device)."""
         channel = self.channel
         await channel.send(Tts(TtsState.START, session_id=channel.id))
         self._tts_started = time.monotonic()
@@ -183,15 +189,19 @@ class Reply:
                 await asyncio.sleep(drain)
         except asyncio.CancelledError:
             producer.cancel()
+            channel.reply_cut(" ".join(self.said))
             raise
         except Exception:
             producer.cancel()
             log.exception("%s: turn failed", channel)
+            self.ctx.live.error(channel.device_id, "the reply failed")
             await channel.send(Alert("error", ERROR_TEXT, "sad", session_id=channel.id))
         await channel.send(Tts(TtsState.STOP, session_id=channel.id))
         self.timing.mark("tts_stop")
         self.metrics.inc("frames_out", pacer.frames_sent)
-        await channel.reply_finished()
+        said = " ".join(self.said)
+        await channel.reply_finished(said)
+        return said if pacer.frames_sent else ""
 
     async def _send_sentence(self, item: SentenceStart) -> None:
         channel = self.channel
@@ -199,6 +209,7 @@ class Reply:
             emotion, text = item.face
             await channel.send(Llm(emotion, text, session_id=channel.id))
         if item.text:
+            self.said.append(item.text)
             await channel.send(Tts(TtsState.SENTENCE_START, item.text, session_id=channel.id))
 
     async def _send_frame(self, frame: bytes) -> None:
@@ -246,6 +257,6 @@ class _Feed:
             return filler[0]
 
 
-async def speak_reply(channel: ReplyChannel, deltas: AsyncIterator[str], timing: TurnTiming | None = None) -> None:
-    """Speak a streamed reply now (see :class:`Reply`)."""
-    await Reply(channel, deltas, timing).play()
+async def speak_reply(channel: ReplyChannel, deltas: AsyncIterator[str], timing: TurnTiming | None = None) -> str:
+    """Speak a streamed reply now (see :class:`Reply`); returns what was spoken."""
+    return await Reply(channel, deltas, timing).play()

@@ -19,10 +19,12 @@ from .mcp_client import McpCallError, McpClient
 class SessionLink:
     """One session's device, as the agent may use it."""
 
-    def __init__(self, session_id: str, device_id: str, send: Callable[[Message], Awaitable[None]]) -> None:
+    def __init__(self, session_id: str, device_id: str, send: Callable[[Message], Awaitable[None]],
+                 observe: Callable[[str, Mapping[str, Any], str], None] | None = None) -> None:
         self.session_id = session_id
         self.device_id = device_id
         self._send = send
+        self._observe = observe               # told (tool, arguments, result) after each answered call
         self.mcp: McpClient | None = None     # set once the hello announced MCP
         self.iot_descriptors: dict[str, Mapping[str, Any]] = {}
         self.iot_states: dict[str, dict[str, Any]] = {}
@@ -63,7 +65,10 @@ class SessionLink:
         if self.mcp is None:
             raise McpCallError("device has no MCP")
         timeout = self._camera_timeout if name == CAMERA_TOOL else None    # it waits for the vision model
-        return await self.mcp.call_tool(name, arguments, timeout)
+        result = await self.mcp.call_tool(name, arguments, timeout)
+        if self._observe is not None:
+            self._observe(name, arguments, result)     # e.g. the volume the device reports
+        return result
 
     async def send_iot_command(self, commands: Sequence[Mapping[str, Any]]) -> None:
         await self._send(IotCommand(tuple(commands), session_id=self.session_id))

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Protocol, Sequence
 
 from ..audio.opus import OpusDecoder, OpusError
-from ..pipeline.reply import speak_reply
 from ..pipeline.sentences import same_words
 from ..pipeline.speculation import SpeculationSlot
 from ..protocol import binary, codec
@@ -29,6 +29,7 @@ from ..protocol.messages import (AudioParams, DeviceHello, Error, ListenMode, Me
                                  Stt, Tts, TtsState)
 from ..providers.base import Transcript, VADEvent
 from ..vision import camera_call_timeout
+from .announcing import Announcing
 from .handlers import handle_text
 from .link import SessionLink
 from .state import SessionState, check_transition
@@ -71,7 +72,8 @@ class Session:
         self.state = S.CONNECTED
         self.mode = ListenMode.AUTO
         self.hello: DeviceHello | None = None
-        self.link = SessionLink(self.id, device_id, self.send)
+        self.link = SessionLink(self.id, device_id, self.send,
+                                observe=functools.partial(ctx.live.device_tool, device_id))
         self.utterance: Utterance | None = None
         self.speculation = SpeculationSlot(self, self.link, self.spawn)   # an answer started on a draft
         self.turn: asyncio.Task[None] | None = None
@@ -83,6 +85,7 @@ class Session:
         self.closed = asyncio.Event()
         self.frames_in = 0
         self.turn_log: collections.deque[dict[str, float]] = collections.deque(maxlen=16)
+        self.announcing = Announcing(self)           # the session as announcements see it
 
     # ------------------------------------------------------------------ helpers
     def __repr__(self) -> str:
@@ -91,6 +94,7 @@ class Session:
     def set_state(self, new: SessionState) -> None:
         check_transition(self.state, new)
         self.state = new
+        self.ctx.live.state(self.device_id, self.id, new.value)
 
     def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         """Start a background task owned by this session (cancelled when it closes)."""
@@ -117,6 +121,11 @@ class Session:
     @property
     def busy(self) -> bool:
         return self.turn is not None and not self.turn.done()
+
+    @property
+    def channel_open(self) -> bool:
+        """The hello is done and the connection is still up."""
+        return self.state not in (S.CONNECTED, S.CLOSED)
 
     # ------------------------------------------------------------------ inbound
     async def handle_text(self, text: str) -> None:
@@ -184,10 +193,9 @@ class Session:
         reply = ServerHello(session_id=self.id, transport="websocket", version=self.protocol_version,
                             audio_params=AudioParams("opus", audio.downlink_sample_rate, 1, audio.frame_duration_ms))
         await self.send(reply)
+        self.ctx.live.connected(self.device_id, self.id, "websocket")
         self.set_state(S.IDLE)
-        timers = self.ctx.agent.timers
-        if timers is not None:
-            timers.wake()  # timers that fell due while this device was away are announced now
+        self.ctx.announcements.on_hello(self.announcing)   # queued announcements, before its own request
         if msg.mcp and self.ctx.settings.session.mcp_enabled:
             mcp = self.link.open_mcp(self.ctx.settings.session.mcp_call_timeout, self.ctx.vision_capability(self.device_id),
                                      camera_call_timeout(self.ctx.settings))
@@ -195,6 +203,8 @@ class Session:
 
     async def start_listening(self, mode: ListenMode | None) -> None:
         """``listen start``: a new utterance; while the hub is still answering, that is barge-in."""
+        if self.announcing.defer_listen(mode):
+            return                                      # applied once the announcements are spoken
         if mode is not None:
             self.mode = mode
         if self.busy:
@@ -211,6 +221,8 @@ class Session:
         the utterance itself in auto mode). What was heard is answered; with nothing heard the session
         goes idle at once, whatever the mode: the microphone is off, so listening on would only wait
         for the idle sweeper."""
+        if self.announcing.drop_listen():
+            return                                      # announcements play: the deferred start ends here
         utt = self.utterance
         if self.state is S.LISTENING and utt is not None and utt.heard_speech:
             utt.end()
@@ -228,7 +240,9 @@ class Session:
         question = text.strip()
         if question and not is_wake_word(question, self.ctx.settings.session.wake_words):
             await self._start_text_turn(question)   # test clients and apps send text this way
-        elif self.state is S.LISTENING:
+            return
+        self.ctx.live.wake(self.device_id, question)
+        if self.state is S.LISTENING:
             # Wake word: the audio so far was the wake word itself; start clean.
             self.utterance = self._new_utterance()
 
@@ -280,15 +294,6 @@ class Session:
         self.set_state(S.THINKING)
         self.turn = self.spawn(run_text_turn(self, text), "turn")
 
-    def start_reply(self, deltas: AsyncIterator[str], user_text: str | None = None) -> asyncio.Task[None]:
-        """Speak a reply that does not come from the microphone (announcements, MQTT "say")."""
-        async def run() -> None:
-            await self._cancel_turn()
-            await speak_reply(self, deltas)
-
-        self.turn = self.spawn(run(), "announce")
-        return self.turn
-
     async def _cancel_turn(self) -> None:
         task, self.turn = self.turn, None
         if task is None or task.done() or task is asyncio.current_task():
@@ -311,9 +316,27 @@ class Session:
         if self.state is not S.SPEAKING:
             self.set_state(S.SPEAKING)
 
-    async def reply_finished(self) -> None:
+    async def reply_finished(self, said: str) -> None:
         self.last_voice = time.monotonic()  # the idle timeout counts from the end of the answer
+        self.ctx.live.replied(self.device_id, said, complete=True)
         await self.after_reply()
+
+    def reply_cut(self, said: str) -> None:
+        """The answer stopped part way: report it, and store it as interrupted with what was said."""
+        self.ctx.live.replied(self.device_id, said, complete=False)
+        self.ctx.agent.cut_short(self.device_id, said)
+
+    async def return_to(self, previous: SessionState) -> None:
+        """After announcements: idle again if the device was idle, else the rule after a reply."""
+        self.last_voice = time.monotonic()
+        if self.state is S.CLOSED or self.busy:
+            return
+        await self._drop_utterance()         # audio from before the announcements is stale
+        if previous in (S.IDLE, S.CONNECTED):
+            if self.state is not S.IDLE:
+                self.set_state(S.IDLE)
+        else:
+            await self.after_reply()
 
     async def after_reply(self) -> None:
         """The rule after a reply (spoken, aborted, or nothing to answer): close the channel when the
@@ -348,6 +371,7 @@ class Session:
             await self._cleanup()
 
     async def _cleanup(self) -> None:
+        self.ctx.live.disconnected(self.device_id, self.id)
         self.link.close()
         turn, self.turn = self.turn, None
         tasks = [t for t in (*self._tasks, turn) if t is not None and not t.done() and t is not asyncio.current_task()]

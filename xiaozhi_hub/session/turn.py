@@ -113,6 +113,7 @@ async def _heard(session: "Session", text: str) -> None:
     """Tell the device what was understood (``stt``) and count the turn."""
     await session.send(Stt(text, session_id=session.id))
     session.ctx.metrics.inc("turns")
+    session.ctx.live.heard(session.device_id, text)
 
 
 async def _miss(speculation: Speculation | None, metrics: Metrics) -> None:
@@ -128,6 +129,7 @@ async def _asr_failure(session: "Session", err: BaseException) -> AsyncIterator[
         yield phrase(session.ctx.settings, BUSY_TEXT)
     else:
         log.warning("%s: ASR failed: %s", session, err)
+        session.ctx.live.error(session.device_id, "speech recognition failed")
         yield phrase(session.ctx.settings, ERROR_TEXT)
 
 

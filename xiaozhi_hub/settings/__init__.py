@@ -10,7 +10,7 @@ several) are ignored with one warning at start, naming them.
 A bad file raises :class:`ConfigError` with one line naming the key and the problem; the CLI exits 2.
 
 The schema is written per section (:mod:`.network`: server, auth, ota, mdns; :mod:`.engines`: audio,
-vad, asr, llm, tts, vision, fake; :mod:`.assistant`: session, agent, intents, memory; :mod:`.integrations`:
+vad, asr, llm, tts, vision, fake; :mod:`.assistant`: session, agent, intents, memory, announce; :mod:`.integrations`:
 wyoming, addon) with shared validators
 (:mod:`.validators`); :mod:`.loading` holds the root :class:`Settings` and the file/env/CLI merging,
 :mod:`.flags` the command-line flags every subcommand shares.
@@ -19,7 +19,7 @@ A new section is a dataclass and schema in the module of its concern plus one li
 
 from __future__ import annotations
 
-from .assistant import AgentSettings, IntentSettings, MemorySettings, SessionSettings
+from .assistant import AgentSettings, AnnounceSettings, IntentSettings, MemorySettings, SessionSettings
 from .engines import ASRSettings, AudioSettings, FakeSettings, LLMSettings, TTSSettings, VADSettings, VisionSettings
 from .flags import add_common_flags, settings_from_args
 from .integrations import AddonSettings, WyomingSettings
@@ -29,7 +29,7 @@ from .network import DEFAULT_HTTP_PORT, DEFAULT_WS_PORT, WS_PATH, AuthSettings, 
 from .validators import LOG_LEVELS
 
 __all__ = [
-    "ASRSettings", "AddonSettings", "AgentSettings", "AudioSettings", "AuthSettings", "ConfigError",
+    "ASRSettings", "AddonSettings", "AgentSettings", "AnnounceSettings", "AudioSettings", "AuthSettings", "ConfigError",
     "DEFAULT_HTTP_PORT", "DEFAULT_WS_PORT", "EnvSettings", "FakeSettings", "IntentSettings", "LLMSettings",
     "LOG_LEVELS", "MDNSSettings", "MemorySettings", "OTASettings", "SECTIONS", "SHORTCUTS", "ServerSettings",
     "SessionSettings", "Settings", "TTSSettings", "VADSettings", "VisionSettings", "WS_PATH", "WyomingSettings",

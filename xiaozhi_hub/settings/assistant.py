@@ -1,4 +1,4 @@
-"""Settings of the conversation: ``session``, ``agent``, ``intents``, ``memory``.
+"""Settings of the conversation: ``session``, ``agent``, ``intents``, ``memory``, ``announce``.
 
 Each section is a frozen dataclass plus a schema with the same keys and defaults.
 """
@@ -54,7 +54,7 @@ class AgentSettings:
     volume_step: int = 10            # "louder" / "quieter" change, in percent
     default_language: str = "en"     # language of announcements when a device's language is unknown
     max_timers: int = 20             # active timers and alarms per device
-    timer_poll_seconds: float = 1.0  # how often due timers look for their (re)connected device
+    timer_poll_seconds: float = 1.0  # no effect any more (due timers are announcements); kept so files load
     timer_max_late_hours: float = 12.0  # a timer missed by more than this is dropped, not announced
 
 
@@ -108,4 +108,18 @@ MEMORY_SCHEMA = vol.Schema({
     vol.Optional("summary_chars", default=800): vol.All(vol.Coerce(int), vol.Range(min=100, max=20000)),
     vol.Optional("summarizer", default="auto"): vol.In(["auto", "llm", "extractive"]),
     vol.Optional("retention_days", default=30.0): non_negative(),
+})
+
+
+@dataclass(frozen=True)
+class AnnounceSettings:
+    """"Say this" announcements (HTTP API, MQTT, timers): the queue for devices that are not connected."""
+
+    ttl_seconds: float = 3600.0      # a queued announcement not delivered within this is expired
+    max_queued: int = 20             # per device; the oldest is dropped when a new one overflows it
+
+
+ANNOUNCE_SCHEMA = vol.Schema({
+    vol.Optional("ttl_seconds", default=3600.0): vol.All(vol.Coerce(float), vol.Range(min=1, max=30 * 24 * 3600)),
+    vol.Optional("max_queued", default=20): vol.All(vol.Coerce(int), vol.Range(min=1, max=1000)),
 })

@@ -12,8 +12,8 @@ from typing import Any, Callable, Mapping
 import voluptuous as vol
 import yaml
 
-from .assistant import (AGENT_SCHEMA, INTENTS_SCHEMA, MEMORY_SCHEMA, SESSION_SCHEMA, AgentSettings, IntentSettings,
-                        MemorySettings, SessionSettings)
+from .assistant import (AGENT_SCHEMA, ANNOUNCE_SCHEMA, INTENTS_SCHEMA, MEMORY_SCHEMA, SESSION_SCHEMA, AgentSettings,
+                        AnnounceSettings, IntentSettings, MemorySettings, SessionSettings)
 from .engines import (ASR_SCHEMA, AUDIO_SCHEMA, FAKE_SCHEMA, LLM_SCHEMA, TTS_SCHEMA, VAD_SCHEMA, VISION_SCHEMA,
                       ASRSettings, AudioSettings, FakeSettings, LLMSettings, TTSSettings, VADSettings, VisionSettings)
 from .network import (AUTH_SCHEMA, MDNS_SCHEMA, OTA_SCHEMA, SERVER_SCHEMA, AuthSettings, MDNSSettings, OTASettings,
@@ -43,6 +43,7 @@ class Settings:
     agent: AgentSettings = field(default_factory=AgentSettings)
     intents: IntentSettings = field(default_factory=IntentSettings)
     memory: MemorySettings = field(default_factory=MemorySettings)
+    announce: AnnounceSettings = field(default_factory=AnnounceSettings)
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)
     addon: AddonSettings = field(default_factory=AddonSettings)
     data_dir: str = "data"
@@ -78,6 +79,7 @@ SECTIONS: dict[str, tuple[vol.Schema, type]] = {
     "agent": (AGENT_SCHEMA, AgentSettings),
     "intents": (INTENTS_SCHEMA, IntentSettings),
     "memory": (MEMORY_SCHEMA, MemorySettings),
+    "announce": (ANNOUNCE_SCHEMA, AnnounceSettings),
     "wyoming": (WYOMING_SCHEMA, WyomingSettings),
     "addon": (ADDON_SCHEMA, AddonSettings),
 }

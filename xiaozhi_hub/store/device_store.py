@@ -22,8 +22,8 @@ from typing import Any, Awaitable, Callable, TypeVar
 from .activation import approve_code, approve_device, ensure_activation_code
 from .db import Database
 from .devices import (Device, DeviceReport, InvalidValue, get_device, list_devices, normalize_device_id,
-                      record_report, rename_device, resolve_device, revoke_tokens, set_blocked, set_hmac_key,
-                      touch_device, valid_client_id)
+                      record_report, remove_device, rename_device, resolve_device, revoke_tokens, set_blocked,
+                      set_hmac_key, touch_device, valid_client_id)
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,6 +54,8 @@ class DeviceStore:
         # Called with (device_id, reason) when a device gets blocked or its tokens revoked, whichever
         # process made the change, so a live session does not outlast the decision.
         self.on_shut_out = on_shut_out
+        # Called with ("added" | "renamed" | "removed", record JSON) after such a change by this process.
+        self.on_change: Callable[[str, dict[str, Any]], None] | None = None
         self._cache: dict[str, _CacheEntry] = {}
         self._data_version: int | None = None
         self._refresh_task: asyncio.Task[None] | None = None
@@ -100,6 +102,8 @@ class DeviceStore:
                 _LOGGER.exception("could not end the session of %s", device_id)
 
     async def _remember(self, device: Device) -> Device:
+        if device.device_id not in self._cache and self.on_change is not None:
+            self.on_change("added", device.to_json())
         entry = _CacheEntry(device.blocked, device.tokens_not_before, device.activated)
         reason = self._shut_out_reason(self._cache.get(device.device_id), entry)
         self._cache[device.device_id] = entry
@@ -197,7 +201,17 @@ class DeviceStore:
         return await self._write(approve_device, device_id, self._clock())
 
     async def rename(self, ref: str, name: str) -> Device:
-        return await self._write(rename_device, ref, name)
+        device = await self._write(rename_device, ref, name)
+        if self.on_change is not None:
+            self.on_change("renamed", device.to_json())
+        return device
+
+    async def remove(self, ref: str) -> Device:
+        device = await self._run(remove_device, ref)
+        self._cache.pop(device.device_id, None)
+        if self.on_change is not None:
+            self.on_change("removed", device.to_json())
+        return device
 
     async def set_blocked(self, ref: str, blocked: bool) -> Device:
         return await self._write(set_blocked, ref, blocked)

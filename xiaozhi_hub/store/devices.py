@@ -30,6 +30,7 @@ MAX_ID_LENGTH = 64
 MAX_NAME_LENGTH = 64
 _ID_RE = re.compile(r"[0-9A-Za-z:_.\-]{1,64}")     # no '|' (the token signs "client|device|ts")
 _HEX_KEY_RE = re.compile(r"(?:[0-9a-fA-F]{2}){16,64}")
+_HEX12_RE = re.compile(r"[0-9a-fA-F]{12}")
 
 # The migration keeps the name it was first applied under (databases record it by name).
 migration("net.devices.v1", """
@@ -205,6 +206,8 @@ def list_devices(conn: sqlite3.Connection) -> list[Device]:
 def resolve_device(conn: sqlite3.Connection, ref: str) -> Device:
     """Find a device by id (any case) or by its unique name."""
     ref = ref.strip()
+    if _HEX12_RE.fullmatch(ref):     # MQTT topics and URLs may spell the MAC without colons
+        ref = ":".join(ref[i:i + 2] for i in range(0, 12, 2))
     if _ID_RE.fullmatch(ref.lower()):
         device = get_device(conn, ref.lower())
         if device:
@@ -275,6 +278,13 @@ def rename_device(conn: sqlite3.Connection, ref: str, name: str) -> Device:
     if not name or len(name) > MAX_NAME_LENGTH or any(ord(c) < 32 for c in name):
         raise InvalidValue(f"a device name must be 1-{MAX_NAME_LENGTH} printable characters")
     return _update(conn, ref, "UPDATE devices SET name = ? WHERE device_id = ?", (name,))
+
+
+def remove_device(conn: sqlite3.Connection, ref: str) -> Device:
+    """Forget a device record (it is recorded again if it ever checks in)."""
+    device = resolve_device(conn, ref)
+    conn.execute("DELETE FROM devices WHERE device_id = ?", (device.device_id,))
+    return device
 
 
 def set_blocked(conn: sqlite3.Connection, ref: str, blocked: bool) -> Device:

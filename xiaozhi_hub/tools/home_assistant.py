@@ -100,3 +100,30 @@ def find_entity(home: HomeControl, spoken: str) -> HomeEntity | None:
             if normalize_name(name) == wanted:
                 return entity
     return None
+
+
+# Nouns of things a home automation switches; a name with one of these (or a word of a known entity)
+# is taken for a home entity even when it is not known, so the command is refused in words.
+_DEVICE_NOUNS = frozenset({"light", "lights", "lamp", "lamps", "fan", "switch", "plug", "socket", "heater",
+                           "heating", "thermostat", "blind", "blinds", "curtain", "curtains", "shutter", "shutters",
+                           "tv", "television", "door", "lock", "ac", "conditioner", "radiator", "kettle", "outlet"})
+_ZH_DEVICE_NOUNS = ("灯", "风扇", "空调", "插座", "开关", "窗帘", "暖气", "电视", "门", "锁", "加湿器", "热水器")
+
+
+def looks_like_home_entity(home: HomeControl, spoken: str) -> bool:
+    """Whether ``spoken`` (an unknown name) names something like the home's entities: it shares a
+    word with a known entity or its domain, or is a common device noun ("garage light", "卧室空调")."""
+    wanted = normalize_name(spoken)
+    if not wanted:
+        return False
+    if any(noun in wanted for noun in _ZH_DEVICE_NOUNS):
+        return True
+    words = set(wanted.split())
+    if words & _DEVICE_NOUNS:
+        return True
+    known: set[str] = set()
+    for entity in home.entities():
+        known.add(entity.domain)
+        for name in (entity.name, *entity.aliases):
+            known.update(normalize_name(name).split())
+    return bool(words & known)

@@ -91,6 +91,8 @@ class ToolEnv:
     now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now().astimezone())
     # Last volume per device before a mute, so "unmute" can restore it.
     volume_before_mute: dict[str, int] = field(default_factory=dict)
+    # Told about every tool call: (device_id, tool name, arguments, error or None). Must not block.
+    observe: Callable[[str, str, Mapping[str, Any], str | None], None] | None = None
 
 
 @dataclass
@@ -257,6 +259,19 @@ class ToolRegistry:
 
 
 async def run_tool(tool: Tool, args: Mapping[str, Any], tctx: ToolContext, timeout: float) -> ToolResult:
+    observe = tctx.env.observe
+    try:
+        result = await _run_tool(tool, args, tctx, timeout)
+    except ToolError as err:
+        if observe is not None:
+            observe(tctx.link.device_id, tool.name, args, str(err))
+        raise
+    if observe is not None:
+        observe(tctx.link.device_id, tool.name, args, None)
+    return result
+
+
+async def _run_tool(tool: Tool, args: Mapping[str, Any], tctx: ToolContext, timeout: float) -> ToolResult:
     clean = validate_arguments(tool.parameters, args)
     try:
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that

@@ -1,19 +1,16 @@
 """Timers and alarms: stored in SQLite, announced on the device when due, across hub restarts.
 
-A timer is a row until it has been announced (or cancelled), so a hub restart loses nothing: the new
-process finds the row and announces it when due. Delivery is at-least-once: the row is deleted only
-after the announcement was spoken (or the user stopped it), never before, so a crash in between
-repeats the announcement rather than dropping it.
+A timer is a row until it is due (or cancelled), so a hub restart loses nothing: the new process
+finds the row and hands it over when due. When due it becomes an announcement
+(:mod:`xiaozhi_hub.services.announce`), so timers follow the same rules as every "say this": spoken
+at once on a device whose channel is open (after a reply in progress, never cutting it off), else
+queued in SQLite and spoken right after the device's next hello, saying how late it is; given up
+once it is ``agent.timer_max_late_hours`` late. Stock devices keep their channel open only during a
+conversation, so a due timer often waits for the device's next connection.
 
-Stock devices keep their channel open only while a conversation is going on (the hub closes idle
-sessions), so a due timer often finds its device disconnected. It then waits, and the scheduler
-looks for the device in the session registry every ``agent.timer_poll_seconds`` until it connects
-again (or the timer is older than ``agent.timer_max_late_hours``). A device that is in the middle of
-a conversation turn is not interrupted; the announcement follows the turn.
-
-One asyncio task runs the schedule: it sleeps until the next due time (or the next poll while a
-due timer is waiting for its device) and is woken early when a timer is added or cancelled. The
-agent owns the service and starts it (the hub starts the agent, see :mod:`xiaozhi_hub.app`).
+One asyncio task runs the schedule: it sleeps until the next due time and is woken early when a
+timer is added or cancelled. The agent owns the service and starts it (the hub starts the agent,
+see :mod:`xiaozhi_hub.app`).
 """
 
 from __future__ import annotations
@@ -24,9 +21,8 @@ import logging
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable, Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
-from ..session.state import SessionState
 from ..settings import Settings
 from ..store.db import Database, migration
 from .spoken import format_clock, format_duration
@@ -47,10 +43,6 @@ CREATE TABLE IF NOT EXISTS timers (
 CREATE INDEX IF NOT EXISTS timers_due_at ON timers (due_at);
 CREATE INDEX IF NOT EXISTS timers_device ON timers (device_id, due_at);
 """)
-
-# Session states in which an announcement may start.
-_READY_STATES = frozenset({SessionState.IDLE, SessionState.LISTENING})
-
 
 @dataclass(frozen=True)
 class Timer:
@@ -85,24 +77,18 @@ class Timer:
             return f"{name}的计时器，还剩{left}"
         return f"the {name} timer, {left} left"
 
-    def announcement(self, now: float) -> str:
-        """What the device says when the timer is due (mentions lateness after a missed delivery)."""
-        late = now - self.due_at
+    def announcement(self) -> str:
+        """What the device says when the timer is due (how late it is, if it is, the announcement adds)."""
         zh = self.lang == "zh"
         if self.kind == "alarm":
             t = time.localtime(self.due_at)
             at = format_clock(t.tm_hour, t.tm_min, self.lang)
-            text = (f"现在是{at}，{self.label + '，' if self.label else ''}闹钟响了。" if zh else
+            return (f"现在是{at}，{self.label + '，' if self.label else ''}闹钟响了。" if zh else
                     f"It's {at}. {'Time to ' + self.label + '. ' if self.label else ''}Your alarm is going off.")
-        elif self.label:
-            text = f"时间到了：{self.label}。" if zh else f"Time's up: {self.label}."
-        else:
-            d = format_duration(int(self.duration or 0), self.lang, compound=True)
-            text = f"{d}的计时器时间到了。" if zh else f"Your {d} timer is done."
-        if late >= 60:
-            ago = format_duration(int(late // 60) * 60, self.lang)
-            text += f"（它在{ago}前就到了。）" if zh else f" It went off {ago} ago."
-        return text
+        if self.label:
+            return f"时间到了：{self.label}。" if zh else f"Time's up: {self.label}."
+        d = format_duration(int(self.duration or 0), self.lang, compound=True)
+        return f"{d}的计时器时间到了。" if zh else f"Your {d} timer is done."
 
 
 class TimerLimitError(Exception):
@@ -150,47 +136,24 @@ class TimerStore:
         return await self.db.execute(f"DELETE FROM timers WHERE id IN ({marks})", tuple(timer_ids))
 
 
-class HeardSpeech(Protocol):
-    """The utterance in progress, as far as an announcement cares."""
+class TimerAnnouncer(Protocol):
+    """Where due timers go: the announcement rules (:class:`xiaozhi_hub.services.announce.Announcements`)."""
 
-    @property
-    def heard_speech(self) -> bool: ...
-
-
-class Announcer(Protocol):
-    """What the scheduler needs from a connected session (``Session`` has all of it)."""
-
-    @property
-    def state(self) -> SessionState: ...
-
-    @property
-    def busy(self) -> bool: ...
-
-    @property
-    def utterance(self) -> HeardSpeech | None: ...
-
-    def start_reply(self, deltas: AsyncIterator[str], user_text: str | None = None) -> "asyncio.Task[None]": ...
-
-
-async def _once(text: str) -> AsyncIterator[str]:
-    yield text
+    async def say(self, device_id: str, text: Any, *, ttl: Any = None, ann_id: Any = None, source: str = "api",
+                  lang: str | None = None, wait: bool = True, since: float | None = None) -> Any: ...
 
 
 class TimerService:
-    """Adds, lists, cancels timers and announces them when due."""
+    """Adds, lists, cancels timers and hands them to the announcements when due."""
 
-    def __init__(self, db: Database, settings: Settings,
-                 find_session: Callable[[str], Announcer | None],
+    def __init__(self, db: Database, settings: Settings, announcer: TimerAnnouncer | None,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = TimerStore(db)
         self.settings = settings
-        self.find_session = find_session
+        self.announcer = announcer        # None: nothing announces (an agent without a hub, in tests)
         self.clock = clock
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._delivering: dict[int, asyncio.Task[None]] = {}
-        self.announced: list[Timer] = []  # most recent last; kept short, for status and tests
-        self.on_announced: Callable[[Timer], Awaitable[None] | None] | None = None
 
     # -- commands (called by tools) ------------------------------------------------------
     async def add_timer(self, device_id: str, seconds: float, label: str = "", lang: str = "en") -> Timer:
@@ -207,8 +170,8 @@ class TimerService:
         return timer
 
     async def active(self, device_id: str) -> list[Timer]:
-        """The device's timers and alarms, soonest first (those being announced excluded)."""
-        return [t for t in await self.store.for_device(device_id) if t.id not in self._delivering]
+        """The device's timers and alarms, soonest first."""
+        return await self.store.for_device(device_id)
 
     async def cancel(self, device_id: str, label: str | None = None, kind: str | None = None,
                      all_: bool = False) -> list[Timer]:
@@ -232,91 +195,46 @@ class TimerService:
             self._task.set_name("timers")
 
     async def close(self) -> None:
-        tasks = [t for t in (self._task, *self._delivering.values()) if t is not None and not t.done()]
-        for t in tasks:
-            t.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=2.0)
-        self._task = None
-        self._delivering.clear()
-
-    def wake(self) -> None:
-        """Look at due timers now (e.g. a device just connected)."""
-        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=2.0)
 
     async def _run(self) -> None:
-        poll = self.settings.agent.timer_poll_seconds
         while True:
             try:
-                waiting = await self.deliver_due()
+                await self.deliver_due()
                 now = self.clock()
                 nxt = await self.store.next_due_at(now)
                 delay = 3600.0 if nxt is None else max(0.0, nxt - now)
-                if waiting:
-                    delay = min(delay, poll)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the schedule must survive a bad row or a database hiccup
                 log.exception("timer scheduler failed; retrying")
-                delay = max(poll, 1.0)
+                delay = 5.0
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):  # not wait_for: it can swallow close()'s cancel on 3.11
                     await self._wake.wait()
 
     async def deliver_due(self) -> int:
-        """Announce due timers whose device is ready; returns how many are still waiting."""
+        """Hand every due timer to the announcements (or drop it when missed for too long); returns how
+        many were handed over. The announcement is stored before the timer row is deleted, under the id
+        ``timer-<id>``, so a crash in between repeats it at most once and never loses it."""
+        if self.announcer is None:
+            return 0
         now = self.clock()
         max_late = self.settings.agent.timer_max_late_hours * 3600
-        waiting = 0
-        expired: list[int] = []
+        done: list[int] = []
         for timer in await self.store.due(now):
-            if timer.id in self._delivering:
-                continue
-            if now - timer.due_at > max_late:
-                log.info("timer %s of %s dropped: missed by %.0f s", timer.id, timer.device_id, now - timer.due_at)
-                expired.append(timer.id)
-                continue
-            session = self.find_session(timer.device_id)
-            if session is None or not _ready(session):
-                waiting += 1
-                continue
-            self._announce(session, timer, now)
-        await self.store.delete(expired)
-        return waiting
-
-    def _announce(self, session: Announcer, timer: Timer, now: float) -> None:
-        text = timer.announcement(now)
-        log.info("timer %s: announcing on %s: %s", timer.id, timer.device_id, text)
-        reply = session.start_reply(_once(text))
-        task = asyncio.ensure_future(self._finish(session, timer, reply))
-        task.set_name(f"timer-announce:{timer.id}")
-        self._delivering[timer.id] = task
-
-    async def _finish(self, session: Announcer, timer: Timer, reply: "asyncio.Task[None]") -> None:
-        """Delete the timer once its announcement was spoken or stopped by the user; if the session
-        closed first, keep it for the next connection."""
-        try:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.shield(reply)
-            if session.state is SessionState.CLOSED:
-                log.info("timer %s: device left during the announcement; will retry", timer.id)
-                return
-            await self.store.delete([timer.id])
-            self.announced.append(timer)
-            del self.announced[:-20]
-            if self.on_announced is not None:
-                result = self.on_announced(timer)
-                if asyncio.iscoroutine(result):
-                    await result
-        finally:
-            self._delivering.pop(timer.id, None)
-            self._wake.set()
-
-
-def _ready(session: Announcer) -> bool:
-    """A session can take an announcement: hello done, not closed, not in a turn, user not speaking."""
-    if session.state not in _READY_STATES or session.busy:
-        return False
-    utt = session.utterance
-    return not (utt is not None and utt.heard_speech)
+            late = now - timer.due_at
+            if late > max_late:
+                log.info("timer %s of %s dropped: missed by %.0f s", timer.id, timer.device_id, late)
+            else:
+                log.info("timer %s due on %s", timer.id, timer.device_id)
+                await self.announcer.say(timer.device_id, timer.announcement(), ttl=max(1.0, max_late - late),
+                                         ann_id=f"timer-{timer.id}", source="timer", lang=timer.lang, wait=False,
+                                         since=timer.due_at)
+            done.append(timer.id)
+        await self.store.delete(done)
+        return len(done)

@@ -151,10 +151,12 @@ class WebSocketServer:
         if previous is not None:
             log.info("%s replaces %s", session, previous)
             await previous.close(CloseCode.REPLACED, "replaced by a new connection")
-        session.spawn(ctx.devices.seen(device_id, client_id), "device-seen")
         self.connections.add(ws)
         metrics.gauges["sessions"] = len(ctx.registry)
         try:
+            # Recorded before its hello is answered: the API knows a device as soon as it is online
+            # (and a device that drops at once is recorded too). Never raises.
+            await ctx.devices.seen(device_id, client_id)
             await self._read_loop(session, ws)
         finally:
             self.connections.discard(ws)
