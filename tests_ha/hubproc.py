@@ -22,7 +22,13 @@ from collections.abc import Callable
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-HUB_PYTHON = Path(os.environ.get("XIAOZHI_HUB_PYTHON", ROOT / ".venv" / "bin" / "python"))
+HUB_PYTHON = Path(os.environ.get("HA_TEST_HUB_PYTHON", ROOT / ".venv" / "bin" / "python"))
+# The hub's source tree the processes run from (this clone unless told otherwise, e.g. to try the
+# component against another checkout of the hub with HA_TEST_HUB_ROOT=/path/to/it).
+HUB_ROOT = Path(os.environ.get("HA_TEST_HUB_ROOT", ROOT))
+# XIAOZHI_* variables are hub settings: a developer's shell must not change the test hubs.
+_ENV = {**{k: v for k, v in os.environ.items() if not k.startswith("XIAOZHI_")},
+        "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(HUB_ROOT)}
 READY_TIMEOUT = 90.0  # a busy shared machine can be slow to start Python and open the database
 
 
@@ -66,8 +72,8 @@ class HubProcess:
         offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(HUB_PYTHON), "-m", "xiaozhi_hub", "--config", str(self.config)], cwd=ROOT,
-                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                [str(HUB_PYTHON), "-m", "xiaozhi_hub", "--config", str(self.config)], cwd=HUB_ROOT,
+                stdout=out, stderr=subprocess.STDOUT, env=_ENV)
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             text = self.log.read_bytes()[offset:].decode(errors="replace")
@@ -84,7 +90,7 @@ class HubProcess:
     def read_token(self) -> str:
         """The admin token, as a user gets it: ``xiaozhi-hub token``."""
         out = subprocess.run([str(HUB_PYTHON), "-m", "xiaozhi_hub", "token", "--config", str(self.config)],
-                             cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+                             cwd=HUB_ROOT, env=_ENV, capture_output=True, text=True, timeout=60, check=True)
         tokens = re.findall(r"\S{16,}", out.stdout)
         if not tokens:
             raise AssertionError(f"`xiaozhi-hub token` printed no token: {out.stdout!r} {out.stderr!r}")
@@ -121,7 +127,7 @@ class Sim:
         args = [str(HUB_PYTHON), str(ROOT / "tests_ha" / "sim_driver.py"), "--url", url]
         if device_id:
             args += ["--device-id", device_id]
-        proc = await asyncio.create_subprocess_exec(*args, cwd=ROOT, stdin=asyncio.subprocess.PIPE,
+        proc = await asyncio.create_subprocess_exec(*args, cwd=HUB_ROOT, env=_ENV, stdin=asyncio.subprocess.PIPE,
                                                     stdout=asyncio.subprocess.PIPE)
         sim = cls(proc, device_id or "")
         sim._reader = asyncio.create_task(sim._read())

@@ -13,7 +13,7 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
 
 from custom_components.xiaozhi.const import DOMAIN
-from custom_components.xiaozhi.hub import hub_identifier
+from custom_components.xiaozhi.devices import hub_identifier
 
 from .helpers import KEYS, entity_id, state_is, wait_for_entity, wait_state
 from .hubproc import HubProcess
@@ -148,6 +148,7 @@ async def test_unload_is_clean_and_setup_works_again(hass: HomeAssistant, setup_
     entry = await setup_entry()
     sim = await sims()
     eids = await _all_entities(hass, sim.device_id)
+    hub = entry.runtime_data
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.NOT_LOADED
@@ -156,7 +157,7 @@ async def test_unload_is_clean_and_setup_works_again(hass: HomeAssistant, setup_
         assert state is None or state.state == STATE_UNAVAILABLE, state
     assert hass.services.has_service(DOMAIN, "say")  # registered in async_setup, not per entry
     # Nothing of the entry keeps running (phacc also fails the test on a lingering task or timer).
-    assert entry.runtime_data._task is None and entry.runtime_data._ws is None
+    assert hub._task is None and hub._ws is None and not hub.connected
 
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()

@@ -132,6 +132,7 @@ async def test_home_calls_set_values_and_answer_queries(hass: HomeAssistant, set
     assert float(hass.states.get("input_number.oven").state) == 180
     result = await bridge.async_handle_home_call({"call_id": "2", "entity_id": KITCHEN, "action": "turn_on"})
     assert result == {"ok": True, "speech": "Turned on Kitchen light."}
+    await wait_state(hass, KITCHEN, state_is("on"))   # a template light follows its switch a moment later
     result = await bridge.async_handle_home_call({"call_id": "3", "entity_id": KITCHEN, "action": "query"})
     assert result == {"ok": True, "speech": "Kitchen light is on."}
     result = await bridge.async_handle_home_call({"call_id": "4", "entity_id": KITCHEN, "action": "explode"})

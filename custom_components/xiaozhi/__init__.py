@@ -94,6 +94,5 @@ async def async_remove_config_entry_device(
     device = hub.devices.get(device_id)
     if device is not None and device.online:
         return False
-    hub.devices.pop(device_id, None)
     hub.async_forget(device_id)
     return True

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -21,7 +22,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 
 from .announce import async_outcome
-from .api import CannotConnect, HubDevice, HubInfo, InvalidAuth, XiaozhiApi, normalize_device_id, parse_devices
+from .api import CannotConnect, HubDevice, HubInfo, InvalidAuth, XiaozhiApi, normalize_device_id
 from .const import (
     CONF_CONVERSATION_FIRST,
     CONF_HOME_CONTROL,
@@ -29,7 +30,14 @@ from .const import (
     DOMAIN,
     EVENT_TURN_FINISHED,
     EVENT_WAKE,
-    MANUFACTURER,
+)
+from .devices import (
+    ensure_device,
+    ha_device_id,
+    hub_device_of,
+    register_hub_device,
+    remove_device,
+    remove_stale_devices,
 )
 
 if TYPE_CHECKING:
@@ -40,14 +48,11 @@ _LOGGER = logging.getLogger(__name__)
 HELLO_TIMEOUT = 10.0
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 60.0
+STABLE_SECONDS = 30.0
 
 type XiaozhiConfigEntry = ConfigEntry[XiaozhiHub]
 type DeviceEventListener = Callable[[str, dict[str, Any]], None]
 type MessageHandler = Callable[[dict[str, Any]], None]
-
-
-def hub_identifier(hub_id: str) -> tuple[str, str]:
-    return (DOMAIN, f"hub_{hub_id}")
 
 
 class XiaozhiHub:
@@ -62,6 +67,7 @@ class XiaozhiHub:
         self.connected = False
         self.last_error: str | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._send_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._added: set[str] = set()      # devices whose entities exist
         self._platforms: list[Callable[[HubDevice], None]] = []
@@ -80,7 +86,7 @@ class XiaozhiHub:
     # -- lifecycle -----------------------------------------------------------------------------
     async def async_start(self) -> None:
         """Open the event stream and take its snapshot; raises CannotConnect/InvalidAuth."""
-        self._register_hub_device()
+        self.hub_device_id = register_hub_device(self.hass, self.entry, self.info, self.api.base_url)
         await self._connect()
         self._task = self.entry.async_create_background_task(
             self.hass, self._run(), f"{DOMAIN} event stream {self.info.hub_id}")
@@ -95,7 +101,7 @@ class XiaozhiHub:
         self.connected = False
 
     async def _run(self) -> None:
-        backoff = BACKOFF_FIRST
+        backoff = BACKOFF_FIRST / 2   # doubled once when the first connection is lost
         while True:
             if self._ws is None:
                 try:
@@ -104,21 +110,28 @@ class XiaozhiHub:
                     _LOGGER.error("Hub %s refused the admin token; reconfigure it", self.info.name)
                     self.entry.async_start_reauth(self.hass)
                     return
-                except CannotConnect as err:
+                except Exception as err:  # CannotConnect, or anything unexpected: keep trying
                     self.last_error = str(err)
+                    if not isinstance(err, CannotConnect):
+                        _LOGGER.exception("Unexpected error connecting to hub %s", self.info.name)
                     _LOGGER.debug("Hub %s still unreachable (%s); next try in %.0f s", self.info.name, err, backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX)
                     continue
                 _LOGGER.info("Connection to hub %s restored", self.info.name)
-            backoff = BACKOFF_FIRST
+            since = time.monotonic()
             try:
                 await self._read_loop()
+            except (aiohttp.ClientError, ConnectionError, RuntimeError) as err:
+                self.last_error = str(err) or type(err).__name__
             finally:
                 await self._close_ws()
                 self._set_connected(False)
             _LOGGER.warning("Lost the connection to hub %s (%s); its entities are unavailable until it is back",
                             self.info.name, self.last_error or "closed")
+            # A connection that keeps dropping at once (a hub that refuses us) is retried ever more slowly.
+            backoff = min(backoff * 2, BACKOFF_MAX) if time.monotonic() - since < STABLE_SECONDS else BACKOFF_FIRST
+            await asyncio.sleep(backoff)
 
     async def _connect(self) -> None:
         ws = await self.api.connect_events()
@@ -130,9 +143,12 @@ class XiaozhiHub:
         if not isinstance(hello, dict) or hello.get("type") != "hello":
             await ws.close()
             raise CannotConnect(f"the event stream did not start with a hello: {hello!r:.200}")
+        if hello.get("hub_id") not in (None, self.info.hub_id):
+            await ws.close()
+            raise CannotConnect(f"a different hub ({hello.get('hub_id')}) now answers at {self.api.base_url}")
         self._ws = ws
         self.last_error = None
-        self._apply_snapshot(parse_devices(hello.get("devices")))
+        self._apply_snapshot(hello.get("devices"))
         # This integration represents the devices, so the hub publishes no MQTT discovery for them;
         # "conversation" asks the hub to offer commands to Home Assistant's agent first.
         await self.async_send({"type": "register", "mqtt_discovery": False,
@@ -150,7 +166,10 @@ class XiaozhiHub:
                     _LOGGER.debug("Ignoring a non-JSON message from the hub: %.200s", msg.data)
                     continue
                 if isinstance(data, dict):
-                    self._dispatch(data)
+                    try:
+                        self._dispatch(data)
+                    except Exception:  # one bad event must not drop the stream
+                        _LOGGER.exception("Could not apply an event from the hub: %.200s", msg.data)
             elif msg.type == aiohttp.WSMsgType.ERROR:
                 self.last_error = str(ws.exception())
                 break
@@ -169,7 +188,8 @@ class XiaozhiHub:
         if ws is None or ws.closed:
             return False
         try:
-            await ws.send_json(message)
+            async with self._send_lock:
+                await ws.send_json(message)
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as err:
             _LOGGER.debug("Could not send %s to the hub: %s", message.get("type"), err)
             return False
@@ -287,21 +307,16 @@ class XiaozhiHub:
         self._changed(device.device_id)
 
     # -- devices -------------------------------------------------------------------------------
-    def _apply_snapshot(self, devices: list[HubDevice]) -> None:
+    def _apply_snapshot(self, raw_devices: Any) -> None:
         """The hello's device list is the truth: update, add, and drop devices the hub forgot."""
-        seen = {d.device_id for d in devices}
-        for device in devices:
-            known = self.devices.get(device.device_id)
-            if known is None:
-                self._add(device)
-            else:
-                known.update({**device.extra, **_as_raw(device)})
-                self._ensure_ha_device(known)
-                self._changed(known.device_id)
+        seen: set[str] = set()
+        for raw in raw_devices if isinstance(raw_devices, list) else ():
+            if isinstance(raw, dict) and (device := self._upsert(raw)) is not None:
+                seen.add(device.device_id)
         for device_id in list(self.devices):
             if device_id not in seen:
                 self._remove(device_id)
-        self._remove_stale_ha_devices(seen)
+        remove_stale_devices(self.hass, self.entry, self.info.hub_id, seen)
 
     def _upsert(self, raw: dict[str, Any]) -> HubDevice | None:
         try:
@@ -314,13 +329,13 @@ class XiaozhiHub:
             self._add(incoming)
             return incoming
         known.update(raw)
-        self._ensure_ha_device(known)
+        ensure_device(self.hass, self.entry, known, self.hub_device_id)
         self._changed(known.device_id)
         return known
 
     def _add(self, device: HubDevice) -> None:
         self.devices[device.device_id] = device
-        self._ensure_ha_device(device)
+        ensure_device(self.hass, self.entry, device, self.hub_device_id)
         if device.device_id not in self._added:
             self._added.add(device.device_id)
             for add_device in list(self._platforms):
@@ -329,62 +344,19 @@ class XiaozhiHub:
     def _remove(self, device_id: str) -> None:
         self.devices.pop(device_id, None)
         self._added.discard(device_id)
-        registry = dr.async_get(self.hass)
-        if (ha_device := registry.async_get_device(identifiers={(DOMAIN, device_id)})) is not None:
-            registry.async_update_device(ha_device.id, remove_config_entry_id=self.entry.entry_id)
+        remove_device(self.hass, self.entry, device_id)
 
     @callback
     def async_forget(self, device_id: str) -> None:
         """The user removed the HA device; if the ESP32 shows up again it gets new entities."""
+        self.devices.pop(device_id, None)
         self._added.discard(device_id)
         self._device_listeners.pop(device_id, None)
         self._event_listeners.pop(device_id, None)
 
-    def _register_hub_device(self) -> None:
-        registry = dr.async_get(self.hass)
-        hub_device = registry.async_get_or_create(
-            config_entry_id=self.entry.entry_id, identifiers={hub_identifier(self.info.hub_id)},
-            manufacturer=MANUFACTURER, model="xiaozhi-hub", name=self.info.name,
-            sw_version=self.info.version or None, configuration_url=f"{self.api.base_url}/")
-        self.hub_device_id = hub_device.id
-
-    def _ensure_ha_device(self, device: HubDevice) -> None:
-        registry = dr.async_get(self.hass)
-        connections = {(dr.CONNECTION_NETWORK_MAC, device.device_id)} if _is_mac(device.device_id) else set()
-        ha_device = registry.async_get_or_create(
-            config_entry_id=self.entry.entry_id, identifiers={(DOMAIN, device.device_id)},
-            connections=connections, manufacturer=MANUFACTURER, model=device.board or None,
-            name=device.display_name, sw_version=device.firmware_version or None)
-        # The link to the hub is set by registry id: DeviceInfo's via_device is deprecated in newer HA.
-        if self.hub_device_id is not None and ha_device.via_device_id != self.hub_device_id:
-            registry.async_update_device(ha_device.id, via_device_id=self.hub_device_id)
-
-    def _remove_stale_ha_devices(self, seen: set[str]) -> None:
-        registry = dr.async_get(self.hass)
-        hub_ident = hub_identifier(self.info.hub_id)
-        for ha_device in dr.async_entries_for_config_entry(registry, self.entry.entry_id):
-            ours = {ident for dom, ident in ha_device.identifiers if dom == DOMAIN}
-            if hub_ident in ha_device.identifiers or not ours or ours & seen:
-                continue
-            registry.async_update_device(ha_device.id, remove_config_entry_id=self.entry.entry_id)
-
     def device_for_ha_device(self, ha_device: dr.DeviceEntry) -> str | None:
         """The hub's device id behind a Home Assistant device of this entry (None for the hub itself)."""
-        for dom, ident in ha_device.identifiers:
-            if dom == DOMAIN and not ident.startswith("hub_"):
-                return ident
-        return None
+        return hub_device_of(ha_device)
 
     def ha_device_id(self, device_id: str) -> str | None:
-        ha_device = dr.async_get(self.hass).async_get_device(identifiers={(DOMAIN, device_id)})
-        return ha_device.id if ha_device else None
-
-
-def _is_mac(device_id: str) -> bool:
-    return len(device_id) == 17 and device_id.count(":") == 5
-
-
-def _as_raw(device: HubDevice) -> dict[str, Any]:
-    return {"name": device.name, "board": device.board, "firmware_version": device.firmware_version,
-            "online": device.online, "state": device.state, "volume": device.volume,
-            "last_heard": device.last_heard, "last_reply": device.last_reply, "transport": device.transport}
+        return ha_device_id(self.hass, device_id)
