@@ -138,6 +138,6 @@ ha-venv: $(HA_VENV)/.complete
 
 # The tests start a real hub from .venv (fake providers, no models) and the hub's device simulator.
 test-ha: ha-venv $(VENV)/.stamp-pip
-	cd tests_ha && XIAOZHI_HUB_PYTHON=$(abspath $(BIN))/python $(HA_VENV)/bin/python -m pytest -p no:sugar -q $(HA_PYTEST_ARGS)
+	cd tests_ha && HA_TEST_HUB_PYTHON=$(abspath $(BIN))/python $(HA_VENV)/bin/python -m pytest -p no:sugar -q $(HA_PYTEST_ARGS)
 
 test: test-ha
