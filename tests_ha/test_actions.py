@@ -12,7 +12,7 @@ import pytest
 from homeassistant.components import persistent_notification
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import area_registry as ar, device_registry as dr
 from homeassistant.setup import async_setup_component
 
 from custom_components.xiaozhi.announce import notification_id
@@ -164,3 +164,17 @@ async def test_stop_button_interrupts_what_the_device_says(hass: HomeAssistant, 
     # The hub may report the interrupted message as failed; either way the call returns.
     with contextlib.suppress(HomeAssistantError):
         await say
+
+
+async def test_say_targets_entities_and_areas_too(hass: HomeAssistant, setup_entry, sims) -> None:
+    await setup_entry()
+    sim = await sims()
+    notify = await wait_for_entity(hass, "notify", sim.device_id)
+    await hass.services.async_call(DOMAIN, "say", {"message": "By entity."}, target={"entity_id": notify},
+                                   blocking=True)
+    await sim.wait_heard("By entity.", timeout=5)
+    area = ar.async_get(hass).async_create("Kitchen")
+    dr.async_get(hass).async_update_device(_ha_device(hass, sim.device_id), area_id=area.id)
+    await hass.services.async_call(DOMAIN, "say", {"message": "By area."}, target={"area_id": area.id},
+                                   blocking=True)
+    await sim.wait_heard("By area.", timeout=5)

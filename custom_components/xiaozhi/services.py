@@ -1,19 +1,21 @@
 """The ``xiaozhi.say`` action: make one or more devices say a message.
 
-Targets are Home Assistant devices of this integration (or their entities, or an area). The action
+Targets are Home Assistant devices of this integration (or their entities, or areas). The action
 answers (optionally) with each device's outcome: ``spoken``, or ``queued`` for a device that is not
 connected (it speaks the message when it comes back).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import voluptuous as vol
 
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import ATTR_AREA_ID, ATTR_DEVICE_ID, ATTR_ENTITY_ID, ENTITY_MATCH_NONE
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr, entity_registry as er
-from homeassistant.helpers.service import async_extract_referenced_entity_ids
 from homeassistant.util.json import JsonValueType
 
 from .announce import async_say
@@ -44,18 +46,37 @@ def async_setup_services(hass: HomeAssistant) -> None:
                                  supports_response=SupportsResponse.OPTIONAL)
 
 
-def _targets(hass: HomeAssistant, call: ServiceCall) -> list[tuple[XiaozhiHub, str, str]]:
-    """(hub, hub device id, HA device id) for every xiaozhi device the call targets."""
-    selected = async_extract_referenced_entity_ids(hass, call, expand_group=False)
-    ha_devices = set(selected.referenced_devices)
-    ent_reg = er.async_get(hass)
-    for entity_id in selected.referenced | selected.indirectly_referenced:
+def _ids(value: Any) -> set[str]:
+    """A target field (str, list, or "none") as a set of ids."""
+    if value is None or value == ENTITY_MATCH_NONE:
+        return set()
+    return {value} if isinstance(value, str) else {v for v in value if isinstance(v, str)}
+
+
+def _referenced_devices(hass: HomeAssistant, call: ServiceCall) -> set[str]:
+    """Registry ids of the devices a call targets: by device, by entity, or by area.
+
+    Resolved here rather than with Home Assistant's target helpers, whose home and signature changed
+    between the releases this integration supports (2025.4 to current).
+    """
+    dev_reg, ent_reg = dr.async_get(hass), er.async_get(hass)
+    devices = _ids(call.data.get(ATTR_DEVICE_ID))
+    for entity_id in _ids(call.data.get(ATTR_ENTITY_ID)):
         entry = ent_reg.async_get(entity_id)
         if entry is not None and entry.platform == DOMAIN and entry.device_id:
-            ha_devices.add(entry.device_id)
+            devices.add(entry.device_id)
+    for area_id in _ids(call.data.get(ATTR_AREA_ID)):
+        devices.update(d.id for d in dr.async_entries_for_area(dev_reg, area_id))
+        devices.update(e.device_id for e in er.async_entries_for_area(ent_reg, area_id)
+                       if e.platform == DOMAIN and e.device_id)
+    return devices
+
+
+def _targets(hass: HomeAssistant, call: ServiceCall) -> list[tuple[XiaozhiHub, str, str]]:
+    """(hub, hub device id, HA device id) for every xiaozhi device the call targets."""
     dev_reg = dr.async_get(hass)
     targets: list[tuple[XiaozhiHub, str, str]] = []
-    for ha_device_id in sorted(ha_devices):
+    for ha_device_id in sorted(_referenced_devices(hass, call)):
         device = dev_reg.async_get(ha_device_id)
         if device is None:
             continue
