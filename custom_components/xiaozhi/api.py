@@ -82,9 +82,11 @@ class HubDevice:
             self.online = raw["online"]
         if isinstance(raw.get("state"), str):
             self.state = raw["state"]
-        if "volume" in raw:
-            vol = raw["volume"]
-            self.volume = int(vol) if isinstance(vol, (int, float)) and not isinstance(vol, bool) else None
+        vol = raw.get("volume", False)
+        if vol is None:
+            self.volume = None           # the hub does not know it
+        elif isinstance(vol, (int, float)) and not isinstance(vol, bool) and 0 <= vol <= 100:
+            self.volume = int(vol)       # anything else is not a volume and is ignored
         self.extra = {k: v for k, v in raw.items() if k not in _KNOWN_FIELDS}
 
     @property

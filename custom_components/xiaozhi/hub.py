@@ -148,11 +148,16 @@ class XiaozhiHub:
             raise CannotConnect(f"a different hub ({hello.get('hub_id')}) now answers at {self.api.base_url}")
         self._ws = ws
         self.last_error = None
-        self._apply_snapshot(hello.get("devices"))
-        # This integration represents the devices, so the hub publishes no MQTT discovery for them;
-        # "conversation" asks the hub to offer commands to Home Assistant's agent first.
-        await self.async_send({"type": "register", "mqtt_discovery": False,
-                               "conversation": self.option(CONF_CONVERSATION_FIRST) and self.option(CONF_HOME_CONTROL)})
+        try:
+            self._apply_snapshot(hello.get("devices"))
+            # This integration represents the devices, so the hub publishes no MQTT discovery for them;
+            # "conversation" asks the hub to offer commands to Home Assistant's agent first.
+            conversation = self.option(CONF_CONVERSATION_FIRST) and self.option(CONF_HOME_CONTROL)
+            if not await self.async_send({"type": "register", "mqtt_discovery": False, "conversation": conversation}):
+                raise CannotConnect("the event stream closed right after the hello")
+        except BaseException:
+            await self._close_ws()
+            raise
         self._set_connected(True)
 
     async def _read_loop(self) -> None:
@@ -206,13 +211,11 @@ class XiaozhiHub:
 
     @callback
     def async_add_device_listener(self, device_id: str, listener: Callable[[], None]) -> Callable[[], None]:
-        self._device_listeners.setdefault(device_id, []).append(listener)
-        return lambda: self._device_listeners.get(device_id, []).remove(listener)
+        return _subscribe(self._device_listeners, device_id, listener)
 
     @callback
     def async_add_event_listener(self, device_id: str, listener: DeviceEventListener) -> Callable[[], None]:
-        self._event_listeners.setdefault(device_id, []).append(listener)
-        return lambda: self._event_listeners.get(device_id, []).remove(listener)
+        return _subscribe(self._event_listeners, device_id, listener)
 
     @callback
     def async_add_connection_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
@@ -250,8 +253,10 @@ class XiaozhiHub:
         if (handler := self._message_handlers.get(type_)) is not None:
             handler(msg)
             return
-        if type_ == "error":  # the hub refused something this integration sent
-            _LOGGER.warning("Hub %s reported an error: %.300s", self.info.name, msg.get("message") or msg)
+        if type_ == "error":
+            # Without a device it is about this connection (the hub refused something we sent).
+            level = logging.DEBUG if msg.get("device_id") else logging.WARNING
+            _LOGGER.log(level, "Hub %s reported an error: %.300s", self.info.name, msg.get("message") or msg)
             return
         if type_ in ("device_added", "device_renamed"):
             raw = msg.get("device")
@@ -360,3 +365,13 @@ class XiaozhiHub:
 
     def ha_device_id(self, device_id: str) -> str | None:
         return ha_device_id(self.hass, device_id)
+
+
+def _subscribe[T](listeners: dict[str, list[T]], device_id: str, listener: T) -> Callable[[], None]:
+    listeners.setdefault(device_id, []).append(listener)
+
+    def unsubscribe() -> None:
+        with contextlib.suppress(ValueError):   # already dropped with its device (async_forget)
+            listeners.get(device_id, []).remove(listener)
+
+    return unsubscribe
