@@ -146,7 +146,9 @@ class HomeBridge:
         entity_id = msg.get("entity_id")
         if not self.enabled:
             return {"ok": False, "speech": "Home control is switched off in Home Assistant."}
-        if not isinstance(entity_id, str) or (state := self.hass.states.get(entity_id)) is None:
+        if not isinstance(entity_id, str) or not entity_id:
+            return {"ok": False, "speech": "The command did not say which device to control."}
+        if (state := self.hass.states.get(entity_id)) is None:
             return {"ok": False, "speech": f"I don't know a device called {entity_id}."}
         if not async_should_expose(self.hass, ASSISTANT, entity_id):
             _LOGGER.warning("Refused a command for %s: it is not exposed to Assist", entity_id)
