@@ -9,7 +9,7 @@ Commands on stdin:  {"cmd": "turn"}            speak (voice-like audio; the fake
                     {"cmd": "close"}           drop the connection like the firmware and exit
 Events on stdout:   {"event": "connected", "device_id", "t"}
                     {"event": "message", "data", "t"}       every JSON message the hub sent
-                    {"event": "heard", "sentences", "frames", "samples", "t"}  a spoken announcement
+                    {"event": "heard", "sentences", "frames", "samples", "t"}  speech played (tts start…stop)
                     {"event": "turn", "stt", "sentences", "frames", "t"}      a finished turn
                     {"event": "error", "error"}             and "closed"
 ``t`` is ``time.monotonic()``, comparable across processes on one machine.
@@ -33,27 +33,30 @@ def emit(event: str, **fields: Any) -> None:
 
 
 async def watch(dev: SimulatedDevice) -> None:
-    """Report every hub message, and every announcement the device played to the end."""
-    seen_messages = 0
-    reported: set[int] = set()
-
-    def progressed() -> bool:
-        return len(dev.messages) > seen_messages or any(
-            t.mode == "push" and t.tts_stop_at is not None and t.index not in reported for t in dev.turns)
-
+    """Report every hub message, and every stretch of speech (tts start … stop) the device played:
+    announcements and replies alike, with the sentences shown and the audio frames received."""
+    seen = 0
+    started: float | None = None
+    sentences: list[str] = []
     while not dev.closed:
         try:
-            await dev.wait_until(progressed, timeout=3600)
+            await dev.wait_until(lambda: len(dev.messages) > seen, timeout=3600)
         except (TimeoutError, SimulatorError):
             return
-        for msg in dev.messages[seen_messages:]:
+        for msg in dev.messages[seen:]:
             emit("message", data=dict(msg.data))
-        seen_messages = len(dev.messages)
-        for turn in dev.turns:
-            if turn.mode == "push" and turn.tts_stop_at is not None and turn.index not in reported:
-                reported.add(turn.index)
-                emit("heard", sentences=turn.sentences, frames=len(turn.played),
-                     samples=len(turn.pcm) // 2)
+            if msg.type != "tts":
+                continue
+            state = msg.data.get("state")
+            if state == "start" and started is None:
+                started, sentences = msg.t, []
+            elif state == "sentence_start":
+                sentences.append(str(msg.data.get("text", "")))
+            elif state == "stop" and started is not None:
+                played = [a for turn in dev.turns for a in turn.played if started <= a.t <= msg.t]
+                emit("heard", sentences=sentences, frames=len(played), samples=sum(a.samples for a in played))
+                started = None
+        seen = len(dev.messages)
 
 
 async def commands(dev: SimulatedDevice) -> None:
