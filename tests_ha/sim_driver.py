@@ -40,7 +40,7 @@ async def watch(dev: SimulatedDevice) -> None:
     sentences: list[str] = []
     while not dev.closed:
         try:
-            await dev.wait_until(lambda: len(dev.messages) > seen, timeout=3600)
+            await dev.wait_until(lambda n=seen: len(dev.messages) > n, timeout=3600)
         except (TimeoutError, SimulatorError):
             return
         for msg in dev.messages[seen:]:

@@ -88,6 +88,7 @@ async def test_a_turn_updates_last_heard_last_reply_and_fires_events(hass: HomeA
     event, _ = await wait_state(hass, event_eid, lambda s: s.attributes.get("event_type") == "turn_finished")
     assert event.attributes["heard"] == "turn on the kitchen light"
     assert event.attributes["reply"] == reply_state.state
+    assert event.attributes["interrupted"] is False
 
 
 async def test_the_wake_word_fires_a_wake_event(hass: HomeAssistant, setup_entry, sims) -> None:
@@ -137,6 +138,8 @@ async def test_a_device_can_be_removed_only_when_it_is_not_connected(
     await hass.async_block_till_done()
     assert dev_reg.async_get_device(identifiers={(DOMAIN, sim.device_id)}) is None
     assert entity_id(hass, "sensor", sim.device_id, "state") is None
+    # The hub forgot it too, so the next snapshot does not bring it back.
+    assert sim.device_id not in [d.device_id for d in await entry.runtime_data.api.get_devices()]
 
     # It connects again: it is a new device for Home Assistant, with new entities.
     back = await sims(sim.device_id)

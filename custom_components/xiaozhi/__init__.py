@@ -6,6 +6,8 @@ docs/api.md); it never imports the hub's code. See README.md, section "Home Assi
 
 from __future__ import annotations
 
+import logging
+
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
@@ -13,11 +15,13 @@ from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
-from .api import CannotConnect, InvalidAuth, XiaozhiApi
+from .api import CannotConnect, HubRequestError, InvalidAuth, XiaozhiApi
 from .const import CONF_ANNOUNCEMENTS, DOMAIN
 from .home import HomeBridge
 from .hub import XiaozhiConfigEntry, XiaozhiHub
 from .services import async_setup_services
+
+_LOGGER = logging.getLogger(__name__)
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -86,7 +90,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: XiaozhiConfigEntry) -> 
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: XiaozhiConfigEntry, device_entry: dr.DeviceEntry
 ) -> bool:
-    """A device can be removed when it is not connected (if it connects again it comes back)."""
+    """A device that is not connected can be removed; the hub forgets it too, so it does not come
+    back with the next snapshot (it does come back if it connects to the hub again)."""
     hub = entry.runtime_data
     device_id = hub.device_for_ha_device(device_entry)
     if device_id is None:
@@ -94,5 +99,17 @@ async def async_remove_config_entry_device(
     device = hub.devices.get(device_id)
     if device is not None and device.online:
         return False
+    hub.removing.add(device_id)
+    try:
+        await hub.api.delete_device(device_id)
+    except HubRequestError as err:
+        if err.status != 404:      # 404: the hub had already forgotten it
+            _LOGGER.warning("The hub did not remove %s: %s", device_id, err)
+            return False
+    except (CannotConnect, InvalidAuth) as err:
+        _LOGGER.warning("Cannot remove %s while the hub is unreachable: %s", device_id, err)
+        return False
+    finally:
+        hub.removing.discard(device_id)
     hub.async_forget(device_id)
     return True

@@ -27,7 +27,7 @@ _LOGGER = logging.getLogger(__name__)
 STATUS_SPOKEN = "spoken"
 STATUS_QUEUED = "queued"
 FINAL_STATUSES = frozenset({"spoken", "expired", "dropped", "failed"})
-MAX_TEXT = 2000
+MAX_TEXT = 1000   # what the hub accepts (docs/api.md, say)
 
 
 def notification_id(device_id: str) -> str:

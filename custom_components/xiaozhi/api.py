@@ -179,6 +179,10 @@ class XiaozhiApi:
     async def stop(self, device_id: str) -> dict[str, Any]:
         return await self._request("POST", f"/api/devices/{url_device_id(device_id)}/stop", {})
 
+    async def delete_device(self, device_id: str) -> dict[str, Any]:
+        """Forget a device that is not connected (409 while it is; it is recorded again if it checks in)."""
+        return await self._request("DELETE", f"/api/devices/{url_device_id(device_id)}")
+
     async def connect_events(self) -> aiohttp.ClientWebSocketResponse:
         """Open the event stream (``/api/events``). The caller reads the hello first."""
         try:

@@ -70,6 +70,7 @@ class XiaozhiHub:
         self._send_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._added: set[str] = set()      # devices whose entities exist
+        self.removing: set[str] = set()    # being removed by the user (Home Assistant removes the device)
         self._platforms: list[Callable[[HubDevice], None]] = []
         self._device_listeners: dict[str, list[Callable[[], None]]] = {}
         self._event_listeners: dict[str, list[DeviceEventListener]] = {}
@@ -256,7 +257,8 @@ class XiaozhiHub:
         if type_ == "error":
             # Without a device it is about this connection (the hub refused something we sent).
             level = logging.DEBUG if msg.get("device_id") else logging.WARNING
-            _LOGGER.log(level, "Hub %s reported an error: %.300s", self.info.name, msg.get("message") or msg)
+            reason = msg.get("error") or msg.get("message") or msg
+            _LOGGER.log(level, "Hub %s reported an error: %.300s", self.info.name, reason)
             return
         if type_ in ("device_added", "device_renamed"):
             raw = msg.get("device")
@@ -285,6 +287,8 @@ class XiaozhiHub:
             device.online = True
             if device.state == "offline":
                 device.state = "idle"
+            if isinstance(msg.get("transport"), str):
+                device.transport = msg["transport"]
             if isinstance(msg.get("device"), dict):
                 device.update(msg["device"])
         elif type_ == "device_disconnected":
@@ -302,7 +306,8 @@ class XiaozhiHub:
             return
         elif type_ == "turn_finished":
             self._fire(device.device_id, EVENT_TURN_FINISHED,
-                       {"heard": device.last_heard or "", "reply": device.last_reply or ""})
+                       {"heard": device.last_heard or "", "reply": device.last_reply or "",
+                        "interrupted": msg.get("interrupted") is True})
             return
         elif type_ == "announcement":
             async_outcome(self.hass, device.device_id, msg.get("status"))
@@ -349,7 +354,8 @@ class XiaozhiHub:
     def _remove(self, device_id: str) -> None:
         self.devices.pop(device_id, None)
         self._added.discard(device_id)
-        remove_device(self.hass, self.entry, device_id)
+        if device_id not in self.removing:
+            remove_device(self.hass, self.entry, device_id)
 
     @callback
     def async_forget(self, device_id: str) -> None:

@@ -18,14 +18,14 @@ from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv, device_registry as dr, entity_registry as er
 from homeassistant.util.json import JsonValueType
 
-from .announce import async_say
+from .announce import MAX_TEXT, async_say
 from .const import ATTR_MESSAGE, ATTR_PRIORITY, ATTR_TTL, DOMAIN, SERVICE_SAY
 from .hub import XiaozhiHub
 
 SAY_SCHEMA = cv.make_entity_service_schema({
-    vol.Required(ATTR_MESSAGE): vol.All(cv.string, vol.Length(min=1, max=2000)),
+    vol.Required(ATTR_MESSAGE): vol.All(cv.string, vol.Length(min=1, max=MAX_TEXT)),
     vol.Optional(ATTR_PRIORITY): vol.In(["normal", "now"]),
-    vol.Optional(ATTR_TTL): vol.All(vol.Coerce(int), vol.Range(min=1, max=7 * 24 * 3600)),
+    vol.Optional(ATTR_TTL): vol.All(vol.Coerce(int), vol.Range(min=1, max=30 * 24 * 3600)),
 })
 
 
