@@ -3,6 +3,7 @@ device first connects, state pushed, unavailable without the hub, removal, unloa
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from homeassistant.config_entries import ConfigEntryState
@@ -15,6 +16,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import get_dia
 from custom_components.xiaozhi.const import DOMAIN
 from custom_components.xiaozhi.devices import hub_identifier
 
+from .conftest import hub_info
 from .helpers import KEYS, entity_id, state_is, wait_for_entity, wait_state
 from .hubproc import HubProcess
 
@@ -183,3 +185,17 @@ async def test_diagnostics_redact_the_token(hass: HomeAssistant, hass_client, se
     assert diag["connection"]["connected"] is True
     assert [d["device_id"] for d in diag["devices"]] == [sim.device_id]
     assert diag["hub"]["hub_id"] == entry.unique_id
+
+
+async def test_the_hub_publishes_no_mqtt_discovery_while_the_integration_is_connected(
+        hass: HomeAssistant, setup_entry, hub_process: HubProcess) -> None:
+    async def hub_says(discovery: bool) -> None:
+        async with asyncio.timeout(10):   # the hub applies the register/close a moment later
+            while (await hub_info(hass, hub_process)).mqtt_discovery is not discovery:
+                await asyncio.sleep(0.1)
+
+    assert (await hub_info(hass, hub_process)).mqtt_discovery is True
+    entry = await setup_entry()
+    await hub_says(False)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hub_says(True)
