@@ -178,3 +178,15 @@ async def test_say_targets_entities_and_areas_too(hass: HomeAssistant, setup_ent
     await hass.services.async_call(DOMAIN, "say", {"message": "By area."}, target={"area_id": area.id},
                                    blocking=True)
     await sim.wait_heard("By area.", timeout=5)
+
+
+async def test_switching_announcements_off_removes_their_entities(hass: HomeAssistant, setup_entry, sims) -> None:
+    entry = await setup_entry()
+    sim = await sims()
+    await wait_for_entity(hass, "assist_satellite", sim.device_id)
+    await wait_for_entity(hass, "notify", sim.device_id)
+    hass.config_entries.async_update_entry(entry, options={**entry.options, "announcements": False})
+    await hass.async_block_till_done()   # the options listener reloads the entry
+    assert entity_id(hass, "assist_satellite", sim.device_id) is None
+    assert entity_id(hass, "notify", sim.device_id) is None
+    assert entity_id(hass, "number", sim.device_id) is not None

@@ -11,7 +11,7 @@ import logging
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers import config_validation as cv, device_registry as dr, entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
@@ -60,11 +60,20 @@ async def async_setup_entry(hass: HomeAssistant, entry: XiaozhiConfigEntry) -> b
         await hub.async_stop()
         raise _setup_error(err, api) from err
     hub.platforms = _platforms(entry)
+    _remove_switched_off_entities(hass, entry, hub.platforms)
     entry.runtime_data = hub
     entry.async_on_unload(bridge.async_stop)
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     await hass.config_entries.async_forward_entry_setups(entry, hub.platforms)
     return True
+
+
+def _remove_switched_off_entities(hass: HomeAssistant, entry: XiaozhiConfigEntry, platforms: list[Platform]) -> None:
+    """Entities of a feature switched off in the options are removed, not left behind unavailable."""
+    registry = er.async_get(hass)
+    for reg_entry in er.async_entries_for_config_entry(registry, entry.entry_id):
+        if reg_entry.domain not in platforms:
+            registry.async_remove(reg_entry.entity_id)
 
 
 def _setup_error(err: Exception, api: XiaozhiApi) -> Exception:
