@@ -190,9 +190,10 @@ async def test_diagnostics_redact_the_token(hass: HomeAssistant, hass_client, se
 async def test_the_hub_publishes_no_mqtt_discovery_while_the_integration_is_connected(
         hass: HomeAssistant, setup_entry, hub_process: HubProcess) -> None:
     async def hub_says(discovery: bool) -> None:
-        async with asyncio.timeout(10):   # the hub applies the register/close a moment later
-            while (await hub_info(hass, hub_process)).mqtt_discovery is not discovery:
-                await asyncio.sleep(0.1)  # noqa: ASYNC110 - the flag is only visible over HTTP
+        # The hub applies the register/close a moment later; its flag is only visible over HTTP.
+        async with asyncio.timeout(10):
+            while (await hub_info(hass, hub_process)).mqtt_discovery is not discovery:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
 
     assert (await hub_info(hass, hub_process)).mqtt_discovery is True
     entry = await setup_entry()
