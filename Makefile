@@ -126,12 +126,12 @@ HA_PYTEST_ARGS ?=
 $(HA_VENV)/.complete:
 	@[ -x "$(HA_PYTHON)" ] || { echo "need Python 3.13 for the Home Assistant tests: $(HA_PYTHON) (pyenv install 3.13.0)"; exit 1; }
 	@echo "creating the Home Assistant test venv once ($(HA_VENV), ~5 min)"
-	@rm -rf $(HA_VENV).tmp.$$$$ && mkdir -p $(dir $(HA_VENV)) && \
-	  $(HA_PYTHON) -m venv $(HA_VENV).tmp.$$$$ && \
-	  $(HA_VENV).tmp.$$$$/bin/python -m pip install -q --upgrade pip wheel && \
-	  $(HA_VENV).tmp.$$$$/bin/python -m pip install -q "pytest-homeassistant-custom-component==$(HA_PHACC)" && \
-	  touch $(HA_VENV).tmp.$$$$/.complete && \
-	  { mv -T $(HA_VENV).tmp.$$$$ $(HA_VENV) 2>/dev/null || rm -rf $(HA_VENV).tmp.$$$$; }
+	@set -e; tmp=$(HA_VENV).tmp.$$$$; trap 'rm -rf "$$tmp"' EXIT; mkdir -p $(dir $(HA_VENV)); \
+	  $(HA_PYTHON) -m venv "$$tmp"; \
+	  "$$tmp/bin/python" -m pip install -q --upgrade pip wheel; \
+	  "$$tmp/bin/python" -m pip install -q "pytest-homeassistant-custom-component==$(HA_PHACC)"; \
+	  touch "$$tmp/.complete"; \
+	  mv -T "$$tmp" $(HA_VENV) 2>/dev/null || echo "another make installed $(HA_VENV) meanwhile; using it"
 	@[ -f $@ ] || { echo "the Home Assistant test venv was not created"; exit 1; }
 
 ha-venv: $(HA_VENV)/.complete
