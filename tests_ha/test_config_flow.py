@@ -170,6 +170,23 @@ async def test_hassio_discovery_creates_an_entry_and_a_repeat_updates_it(
     await _unload_all(hass)
 
 
+async def test_hassio_discovery_without_a_token_asks_for_it(hass: HomeAssistant, hub_process: HubProcess) -> None:
+    info = await hub_info(hass, hub_process)
+    discovery = HassioServiceInfo(config={CONF_HOST: "127.0.0.1", CONF_PORT: hub_process.http_port,
+                                          CONF_HUB_ID: info.hub_id}, name="Xiaozhi hub", slug="xiaozhi", uuid="1")
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_HASSIO}, data=discovery)
+    assert result["step_id"] == "hassio_confirm"
+    assert CONF_TOKEN in result["data_schema"].schema
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_TOKEN: "wrong"})
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_TOKEN: hub_process.token})
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].data[CONF_TOKEN] == hub_process.token
+    await _unload_all(hass)
+
+
 async def test_hassio_discovery_without_hub_id_is_aborted(hass: HomeAssistant) -> None:
     discovery = HassioServiceInfo(config={CONF_HOST: "x", CONF_PORT: 8003}, name="x", slug="x", uuid="1")
     result = await hass.config_entries.flow.async_init(

@@ -121,27 +121,33 @@ class XiaozhiConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_hassio(self, discovery_info: HassioServiceInfo) -> ConfigFlowResult:
         config = discovery_info.config
         try:
-            host, port = str(config[CONF_HOST]), PORT_FIELD(config[CONF_PORT])
-            token, hub_id = str(config[CONF_TOKEN]), str(config[CONF_HUB_ID])
+            host, port, hub_id = str(config[CONF_HOST]), PORT_FIELD(config[CONF_PORT]), str(config[CONF_HUB_ID])
         except (KeyError, vol.Invalid):
             return self.async_abort(reason="invalid_discovery_info")
+        token = str(config.get(CONF_TOKEN) or "")   # absent when the hub had no admin token to announce
         await self.async_set_unique_id(hub_id)
-        self._abort_if_unique_id_configured(updates={CONF_HOST: host, CONF_PORT: port, CONF_TOKEN: token})
+        updates: dict[str, Any] = {CONF_HOST: host, CONF_PORT: port}
+        if token:
+            updates[CONF_TOKEN] = token
+        self._abort_if_unique_id_configured(updates=updates)
         self._discovered = {CONF_HOST: host, CONF_PORT: port, CONF_TOKEN: token, CONF_HUB_ID: hub_id,
                             "name": discovery_info.name or "xiaozhi-hub"}
         self.context["title_placeholders"] = {"name": self._discovered["name"]}
         return await self.async_step_hassio_confirm()
 
     async def async_step_hassio_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Confirm the add-on's hub; ask for the token only if the add-on could not send one."""
         d = self._discovered
         errors: dict[str, str] = {}
         if user_input is not None:
-            info, errors = await self._async_try(d[CONF_HOST], d[CONF_PORT], d[CONF_TOKEN])
+            token = d[CONF_TOKEN] or user_input.get(CONF_TOKEN, "").strip()
+            info, errors = await self._async_try(d[CONF_HOST], d[CONF_PORT], token)
             if info is not None:
                 if info.hub_id != d[CONF_HUB_ID]:
                     return self.async_abort(reason="wrong_hub")
-                return self._create(info, d[CONF_HOST], d[CONF_PORT], d[CONF_TOKEN])
+                return self._create(info, d[CONF_HOST], d[CONF_PORT], token)
         return self.async_show_form(step_id="hassio_confirm", errors=errors,
+                                    data_schema=None if d[CONF_TOKEN] else TOKEN_SCHEMA,
                                     description_placeholders={"name": d["name"]})
 
     # -- the token changed ---------------------------------------------------------------------
