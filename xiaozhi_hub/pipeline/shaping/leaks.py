@@ -8,7 +8,8 @@ adds and each tool's name and description — so it recognises any prompt, not a
 
 * any run of :data:`LEAK_NGRAM` tokens of that text (words the user said are not counted);
 * a tool's name as TTS would read it ("get time" for ``get_time``; names of two words or more);
-* a role label of a transcript ("User:", "Assistant:") or a chat-template token (``<|im_start|>``).
+* a role label of a transcript ("User:", "Assistant:", a piece starting "Q:" or "A:") or a
+  chat-template token (``<|im_start|>``).
 
 :meth:`PromptGuard.holds` tells whether a short piece could be the start of such a run, so it waits
 for the next piece before it is judged.
@@ -23,7 +24,7 @@ from .text import tokens
 
 LEAK_NGRAM = 5
 HOLD_NGRAM = 4     # a piece ending in this many tokens of the prompt might be the start of a leak
-_ROLE_LABEL = re.compile(r"(?:^|[\s.!?:;,])(user|assistant|system|human)\s*[:：]", re.IGNORECASE)
+_ROLE_LABEL = re.compile(r"(?:^|[\s.!?:;,])(user|assistant|system|human)\s*[:：]|^\s*([QA])\s*[:：]", re.IGNORECASE)
 _TEMPLATE_TOKEN = re.compile(r"<\|[a-z_]+\|>|</?(?:tool_call|tools|tool_response)>", re.IGNORECASE)
 
 

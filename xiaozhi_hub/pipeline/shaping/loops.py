@@ -2,7 +2,8 @@
 
 Checked on each piece against everything already spoken in the answer:
 
-* a sentence said before (three tokens or more, ignoring case and punctuation);
+* a sentence said before (three tokens or more, ignoring case and punctuation), or the piece just
+  said, again;
 * the same token :data:`MAX_RUN` times running ("A: A: A: A:"; numbers do not count: "000 000");
 * any :data:`NGRAM` tokens in a row said for the :data:`MAX_NGRAM_REPEATS`-th time (for Chinese,
   :data:`CJK_NGRAM` characters: four characters are often just two words);
@@ -31,6 +32,7 @@ class LoopGuard:
         self.spoken: list[str] = []
         self._sentences: set[str] = set()
         self._grams: collections.Counter[tuple[str, ...]] = collections.Counter()
+        self._last = ""
 
     def loop(self, piece: str) -> str | None:
         """What ``piece`` would repeat, or None."""
@@ -39,7 +41,7 @@ class LoopGuard:
             return f"{symbols.group(1)!r} x{len(symbols.group(0))}"
         toks = tokens(piece)
         key = " ".join(toks)
-        if len(toks) >= 3 and key in self._sentences:
+        if toks and (key == self._last or (len(toks) >= 3 and key in self._sentences)):
             return f"sentence {key!r} again"
         seq = [*self.spoken[-(max(MAX_RUN, NGRAM) - 1):], *toks]
         run = 1
@@ -68,4 +70,6 @@ class LoopGuard:
         self._grams.update(self._new_grams(toks))
         if len(toks) >= 3:
             self._sentences.add(" ".join(toks))
+        if toks:
+            self._last = " ".join(toks)
         self.spoken.extend(toks)

@@ -3,8 +3,8 @@
 The streamed text is split into the same pieces the reply speaks (:class:`SentenceSplitter`: a short
 first piece, then sentences), and each piece is judged in turn:
 
-1. code and tool-call syntax are dropped (:mod:`.speakable`); a run of pieces with nothing else
-   ends the answer;
+1. code and tool-call syntax are dropped (:mod:`.speakable`; fenced blocks before the text is
+   split); :data:`MAX_CODE_CHARS` of code with nothing said in between ends the answer;
 2. a piece that repeats the prompt (:mod:`.leaks`) or repeats the answer itself (:mod:`.loops`)
    ends the answer, and is not said;
 3. the budget (:mod:`.budget`) ends the answer before a sentence that does not fit.
@@ -31,7 +31,7 @@ from .text import ends_sentence, join_piece, speech_seconds
 
 log = logging.getLogger(__name__)
 
-MAX_DROPPED_RUN = 3      # pieces in a row with nothing to say (code): the answer is code, stop
+MAX_CODE_CHARS = 300     # code dropped since the last piece said: the answer is code, stop
 
 
 class AnswerShaper:
@@ -50,7 +50,7 @@ class AnswerShaper:
         self.in_sentence = False        # the last piece said did not end its sentence
         self.stopped: str | None = None  # why the answer ended early
         self._held = ""
-        self._dropped_run = 0
+        self._code_mark = 0             # code dropped before the last piece said
 
     @property
     def cut_everything(self) -> bool:
@@ -61,13 +61,14 @@ class AnswerShaper:
         """Streamed text in → the pieces to say now."""
         if self.stopped:
             return []
-        return self._judge_all(self.splitter.feed(delta), final=False)
+        return self._judge_all(self.splitter.feed(self.codes.strip_fences(delta)), final=False)
 
     def flush(self) -> list[str]:
         """The generation ended: the pieces still to say."""
         if self.stopped:
             return []
-        return self._judge_all(self.splitter.flush(), final=True)
+        rest = self.splitter.feed(self.codes.strip_fences("", final=True))
+        return self._judge_all([*rest, *self.splitter.flush()], final=True)
 
     def _judge_all(self, pieces: list[str], final: bool) -> list[str]:
         out: list[str] = []
@@ -76,7 +77,8 @@ class AnswerShaper:
         for i, piece in enumerate(pieces):
             piece = join_piece(self._held, piece) if self._held else piece
             self._held = ""
-            if self.guard.holds(piece) and not (final and i == len(pieces) - 1):
+            last = final and i == len(pieces) - 1
+            if not last and self.guard.holds(piece) and self.guard.leak(piece, self.loops.spoken) is None:
                 self._held = piece      # may be the start of a leak: judge it with the next piece
                 continue
             said = self._judge(piece)
@@ -84,18 +86,15 @@ class AnswerShaper:
                 out.append(said)
             if self.stopped:
                 break
+        if not self.stopped and self.codes.dropped - self._code_mark > MAX_CODE_CHARS:
+            self._stop("code and nothing else")
         return out
 
     def _judge(self, piece: str) -> str | None:
         """The piece as it may be said, or None (dropped; :attr:`stopped` set if the answer ends)."""
         text = self.codes.speakable(piece).strip()
         if not text:
-            if piece.strip():
-                self._dropped_run += 1
-                if self._dropped_run >= MAX_DROPPED_RUN:
-                    self._stop("code and nothing else")
             return None
-        self._dropped_run = 0
         reason = self._refusal(text)
         if reason is not None:
             self._stop(reason)
@@ -108,6 +107,7 @@ class AnswerShaper:
             self.in_sentence = not ends_sentence(text)
         self.loops.said(text)
         self.text = join_piece(self.text, text)
+        self._code_mark = self.codes.dropped
         return text
 
     def _refusal(self, text: str) -> str | None:
