@@ -115,11 +115,18 @@ def test_the_summary_and_tool_instructions_the_model_was_given_are_guarded():
     ("It is sunny and warm today, sunny and warm today, sunny and warm today.", ["It is sunny and warm today,"]),
     ("Wow!!!! Great.", []),
     ("一二三四五六七八。一二三四五六七八。一二三四五六七八。", ["一二三四五六七八。"]),
+    ("从前有一个小舟子，献给一个活性，献给一个舟子，献给一个父毛，献给一个茨嵌。", ["从前有一个小舟子，"]),
 ])
 def test_repetition_is_cut_before_the_repeat_is_said(text, said):
     s = shaper(sentences=50, seconds=600)
     assert shape(text, s) == said
     assert s.stopped and "repetition" in s.stopped
+
+
+def test_a_chinese_story_may_say_its_hero_often():
+    s = shaper(sentences=50, seconds=600)
+    story = "从前有一只小兔子。它住在森林里。小兔子每天都去河边。有一天小兔子遇到了乌龟。乌龟说你好小兔子。小兔子说你好。"
+    assert "".join(shape(story, s)) == story and not s.stopped
 
 
 def test_numbers_and_a_phrase_said_twice_are_not_loops():
@@ -194,6 +201,14 @@ def test_a_sentence_without_an_end_is_cut_once_it_runs_past_the_budget():
                  "and the cat watched the birds from the roof of the old house near the wood", s)
     assert said and s.stopped == "budget of 6 s"
     assert sum(speech_seconds(clean_for_speech(p)) for p in said) <= 6
+
+
+def test_a_sentence_cut_off_by_the_end_of_the_generation_is_not_said():
+    s = shaper(sentences=10, seconds=100)
+    assert shape("The dragon slept. The villagers were happy. Soon after, they invited the", s) == \
+        ["The dragon slept.", "The villagers were happy."]
+    assert shape("Good morning", shaper()) == ["Good morning"]            # the only words: said
+    assert shape("Well, sure, I think I can", shaper()) == ["Well, sure,", "I think I can"]   # a sentence begun
 
 
 def test_the_first_words_are_said_even_when_they_alone_exceed_the_budget():

@@ -6,7 +6,8 @@ Checked on each piece against everything already spoken in the answer:
   said, again;
 * the same token :data:`MAX_RUN` times running ("A: A: A: A:"; numbers do not count: "000 000");
 * any :data:`NGRAM` tokens in a row said for the :data:`MAX_NGRAM_REPEATS`-th time (for Chinese,
-  :data:`CJK_NGRAM` characters: four characters are often just two words);
+  :data:`CJK_NGRAM` characters: four characters are often just two words, so four characters count
+  only within the last :data:`CJK_WINDOW` characters: "献给一个活性，献给一个舟子，献给一个…");
 * one symbol :data:`MAX_SYMBOL_RUN` times running ("))))").
 """
 
@@ -20,6 +21,7 @@ from .text import is_cjk, tokens
 MAX_RUN = 4
 NGRAM = 4
 CJK_NGRAM = 8
+CJK_WINDOW = 60
 MAX_NGRAM_REPEATS = 3
 MAX_SYMBOL_RUN = 4
 _SYMBOL_RUN = re.compile(rf"([^\w\s.])\1{{{MAX_SYMBOL_RUN - 1},}}")
@@ -53,6 +55,19 @@ class LoopGuard:
         for gram, n in new.items():
             if self._grams[gram] + n >= MAX_NGRAM_REPEATS:
                 return f"{' '.join(gram)!r} x{self._grams[gram] + n}"
+        return self._local_cjk_loop(toks)
+
+    def _local_cjk_loop(self, toks: list[str]) -> str | None:
+        """Four Chinese characters for the third time within the last :data:`CJK_WINDOW` characters."""
+        old = len(self.spoken[-CJK_WINDOW:])
+        window = [*self.spoken[-CJK_WINDOW:], *toks]
+        counts: collections.Counter[tuple[str, ...]] = collections.Counter()
+        for i in range(len(window) - NGRAM + 1):
+            gram = tuple(window[i:i + NGRAM])
+            if all(is_cjk(t) for t in gram):
+                counts[gram] += 1
+                if counts[gram] >= MAX_NGRAM_REPEATS and i + NGRAM > old:
+                    return f"{''.join(gram)!r} x{counts[gram]}"
         return None
 
     def _new_grams(self, toks: list[str]) -> list[tuple[str, ...]]:

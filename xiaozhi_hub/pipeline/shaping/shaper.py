@@ -7,7 +7,9 @@ first piece, then sentences), and each piece is judged in turn:
    split); :data:`MAX_CODE_CHARS` of code with nothing said in between ends the answer;
 2. a piece that repeats the prompt (:mod:`.leaks`) or repeats the answer itself (:mod:`.loops`)
    ends the answer, and is not said;
-3. the budget (:mod:`.budget`) ends the answer before a sentence that does not fit.
+3. the budget (:mod:`.budget`) ends the answer before a sentence that does not fit;
+4. when the generation ends inside a new sentence after whole ones (the LLM's token limit cut it
+   off), that unfinished sentence is not said.
 
 When the answer ends, :attr:`AnswerShaper.stopped` says why and the caller stops the LLM: its
 remaining tokens would be thrown away. A piece that ends in a run of prompt text waits for the next
@@ -81,6 +83,9 @@ class AnswerShaper:
             if not last and self.guard.holds(piece) and self.guard.leak(piece, self.loops.spoken) is None:
                 self._held = piece      # may be the start of a leak: judge it with the next piece
                 continue
+            if last and self._unfinished(piece):
+                log.info("answer ends in an unfinished sentence, not said: %.60s", piece)
+                continue
             said = self._judge(piece)
             if said is not None:
                 out.append(said)
@@ -89,6 +94,11 @@ class AnswerShaper:
         if not self.stopped and self.codes.dropped - self._code_mark > MAX_CODE_CHARS:
             self._stop("code and nothing else")
         return out
+
+    def _unfinished(self, piece: str) -> bool:
+        """A last piece that starts a sentence it does not end, after whole sentences were said."""
+        return (self.sentences > 0 and not self.in_sentence and not ends_sentence(piece)
+                and bool(clean_for_speech(piece)))
 
     def _judge(self, piece: str) -> str | None:
         """The piece as it may be said, or None (dropped; :attr:`stopped` set if the answer ends)."""
