@@ -59,8 +59,9 @@ class ReplyChannel(Protocol):
         """The answer was cancelled part way (abort, barge-in, an announcement, close) after ``said``."""
 
 
-async def close_stream(stream: AsyncIterator[str]) -> None:
-    """Close a reply stream that may never have been iterated (an async generator holds the LLM)."""
+async def close_stream(stream: AsyncIterator[object]) -> None:
+    """Close a reply (or LLM) stream that may not have been iterated to its end (an async generator
+    holds the LLM until it is closed)."""
     if isinstance(stream, AsyncGenerator):
         await stream.aclose()
 
@@ -111,13 +112,13 @@ class Reply:
             try:
                 async for delta in self.deltas:
                     self.timing.mark("first_token")
-                    for sentence in splitter.feed(delta):
+                    # The agent yields whole pieces (docs/agent.md, Spoken answers): each one ends
+                    # where a sentence may, so it is released now, not when the next one comes.
+                    for sentence in [*splitter.feed(delta), *splitter.flush()]:
                         self._sentences.put_nowait(sentence)
             finally:
                 # A cancelled reply closes the agent's generator (and the LLM stream) right away.
                 await close_stream(self.deltas)
-            for sentence in splitter.flush():
-                self._sentences.put_nowait(sentence)
         except BusyError:
             self.metrics.inc("busy_answers")
             self._sentences.put_nowait(phrase(self.settings, BUSY_TEXT))

@@ -10,7 +10,8 @@ token through a stopping criterion, so the slot is free again within a token or 
 
 Tools use the ``<tool_call>`` convention of Qwen2.5 and Hermes-style models (:mod:`.tool_calls`): a
 model whose chat template knows ``tools`` (Qwen2.5) gets them through its template; any other model
-(SmolLM2) gets the same convention described in the system message.
+(SmolLM2) gets the same convention described in the system message, if it is offered tools at all
+(``llm.tools: auto`` offers them only to a model whose template knows them: ``calls_tools``).
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ class LlamaCppLLM:
         self.timeout = timeout
         template = llm.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
         self.native_tools = "tools" in template
+        # A chat template that renders tools belongs to a model trained to call them (Qwen2.5); one
+        # without (SmolLM2) only imitates the convention, often by reading it back to the user.
+        self.calls_tools = self.native_tools
         self.eos_text = _token_text(llm, llm.token_eos())
         bos_text = _token_text(llm, llm.token_bos())
         # Fed the plain message dicts of tool_calls.to_template_messages (the template reads them as

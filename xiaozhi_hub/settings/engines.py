@@ -77,8 +77,12 @@ class LLMSettings:
     model: str | None = None         # manifest id or a .gguf path (llamacpp); model name (openai)
     base_url: str | None = None      # openai-compatible server, e.g. http://127.0.0.1:8080/v1
     api_key: str | None = field(default=None, repr=False)      # secrets stay out of reprs (and so out of logs)
-    system_prompt: str = ("You are a helpful voice assistant in the home. Answer in one or two short "
-                          "sentences of plain spoken language, without lists or markdown.")
+    system_prompt: str = ("You are a helpful voice assistant in the home. Your answers are spoken aloud: "
+                          "answer in one or two short sentences of plain language, without lists, markdown "
+                          "or code. Tell a story or give a list only when asked.")
+    # Whether the LLM is offered tools: auto = when the model can call them reliably (a remote server, a
+    # GGUF whose chat template renders tools, like Qwen2.5; not SmolLM2-135M, whose intents carry them).
+    tools: str = "auto"              # auto | on | off
     max_tokens: int = 160
     temperature: float = 0.6
     context_tokens: int = 2048
@@ -87,12 +91,23 @@ class LLMSettings:
     timeout: float = 60.0
 
 
+def _tools_mode(value: object) -> str:
+    """``auto`` | ``on`` | ``off``; YAML reads a bare on/off as a boolean, which means the same."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    mode = str(value).strip().lower()
+    if mode not in ("auto", "on", "off"):
+        raise vol.Invalid("must be auto, on or off")
+    return mode
+
+
 LLM_SCHEMA = vol.Schema({
     vol.Optional("provider", default="llamacpp"): vol.In(["fake", "llamacpp", "openai"]),
     vol.Optional("model", default=None): opt_path,
     vol.Optional("base_url", default=None): vol.Any(None, vol.Match(r"^https?://", msg="must start with http:// or https://")),
     vol.Optional("api_key", default=None): opt_str,
     vol.Optional("system_prompt", default=LLMSettings.system_prompt): vol.Coerce(str),
+    vol.Optional("tools", default="auto"): _tools_mode,
     vol.Optional("max_tokens", default=160): vol.All(vol.Coerce(int), vol.Range(min=1, max=8192)),
     vol.Optional("temperature", default=0.6): vol.All(vol.Coerce(float), vol.Range(min=0, max=2)),
     vol.Optional("context_tokens", default=2048): vol.All(vol.Coerce(int), vol.Range(min=256)),
