@@ -55,6 +55,8 @@ class ASRSettings:
     early_decode_ms: int = 150       # start on the transcript after this much trailing silence (0 = only at the end)
     recognizer_pool: int = 2         # vosk: warm recognizers kept for reuse (a fresh one decodes ~10x slower)
     recognizer_uses: int = 100       # vosk: utterances before a recognizer is rebuilt (bounds its graph cache)
+    window_s: float = 10.0           # whisper: shortest encoder window (speech + 2 s when longer; 30 = always pad to 30 s)
+    batch_max: int = 4               # whisper: utterances waiting at the same time are decoded in one pass, up to this many
 
 
 ASR_SCHEMA = vol.Schema({
@@ -68,6 +70,8 @@ ASR_SCHEMA = vol.Schema({
     vol.Optional("early_decode_ms", default=150): vol.All(vol.Coerce(int), vol.Range(min=0, max=5000)),
     vol.Optional("recognizer_pool", default=2): vol.All(vol.Coerce(int), vol.Range(min=0, max=64)),
     vol.Optional("recognizer_uses", default=100): vol.All(vol.Coerce(int), vol.Range(min=1)),
+    vol.Optional("window_s", default=10.0): vol.All(vol.Coerce(float), vol.Range(min=1, max=30)),
+    vol.Optional("batch_max", default=4): vol.All(vol.Coerce(int), vol.Range(min=1, max=16)),
 })
 
 
