@@ -182,3 +182,17 @@ def reply_audio(turn: Any, filler_text: str, frame_s: float = 0.060) -> ReplyAud
             out.underruns += b > play_end + 0.005
         play_end = max(play_end, b) + frame_s
     return out
+
+
+def hub_metrics(proc: HubProcess) -> dict[str, float]:
+    """The hub's ``/metrics`` as ``{name{labels}: value}`` (Prometheus text, as the hub writes it)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{proc.http_port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out

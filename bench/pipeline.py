@@ -31,7 +31,7 @@ from xiaozhi_hub.pipeline.phrases import BUSY_TEXT, ERROR_TEXT, FILLER_TEXT
 from xiaozhi_hub.settings import from_mapping
 from xiaozhi_hub.simulator import SimulatedDevice
 
-from .common import ROOT, ReplyAudio, RssPeak, hub_process, hub_status, normalise, pct, reply_audio
+from .common import ROOT, ReplyAudio, RssPeak, hub_metrics, hub_process, hub_status, normalise, pct, reply_audio
 
 INSTALLED = ROOT / "models" / "installed"
 
@@ -113,6 +113,7 @@ class Round:
     devices: int
     turns: list[TurnResult] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
     rss_ready_mb: float = 0.0
     rss_peak_mb: float = 0.0
     startup_s: float = 0.0
@@ -141,6 +142,7 @@ async def household(devices: int, turns: int, speech: list[bytes], asr: dict[str
         result.seconds = time.monotonic() - t0
         result.rss_peak_mb = rss.peak_kb / 1024
         result.status = hub_status(proc)
+        result.metrics = hub_metrics(proc)
     return result
 
 
@@ -155,7 +157,6 @@ def round_rows(name: str, r: Round, p50_target: str = "", p95_target: str = "") 
     lat = [t.latency for t in r.turns if t.latency is not None]
     first = [t.latency for t in r.turns if t.turn == 0 and t.latency is not None]
     n = len(r.turns)
-    c = r.status.get("counters", {})
     rows = [
         (f"{name}: end of speech -> first audio", f"p50 {pct(lat, 50)} / p95 {pct(lat, 95)} / max {pct(lat, 100)} ms",
          " ".join(x for x in (p50_target, p95_target) if x)),
@@ -175,12 +176,30 @@ def round_rows(name: str, r: Round, p50_target: str = "", p95_target: str = "") 
              if stages.get(s, {}).get("count")]
     if parts:
         rows.append((f"{name}: hub stages from its VAD end of speech, p50/p95 ms", ", ".join(parts), ""))
-    if "busy_estimates" in c:
-        rows.append((f"{name}: LLM busy estimate: refusals / estimates checked", f"{c.get('busy_refusals', 0)} / "
-                     f"{c['busy_estimates']}", ""))
+    rows += _estimate_rows(name, r.metrics)
     for t in r.turns:
         if not t.transcript_ok:
             rows.append((f"{name}: transcript of device {t.device} turn {t.turn}", repr(t.heard), repr(t.expected)))
+    return rows
+
+
+def _estimate_rows(name: str, m: dict[str, float]) -> list[tuple[str, str, str]]:
+    """The LLM queue's busy estimate against what happened (hubs from before it was checked: none)."""
+    def q(metric: str, quantile: str) -> str:
+        v = m.get(f'xiaozhi_{metric}_seconds{{quantile="{quantile}"}}')
+        return "-" if v is None else f"{v * 1000:.0f}"
+
+    if "xiaozhi_llm_wait_estimates_total" not in m:
+        return []
+    rows = [(f"{name}: LLM queue wait, estimated / real / |error|, p50 (p95) ms",
+             f"{q('llm_wait_predicted', '0.5')} ({q('llm_wait_predicted', '0.95')}) / {q('llm_wait', '0.5')} "
+             f"({q('llm_wait', '0.95')}) / {q('llm_wait_error', '0.5')} ({q('llm_wait_error', '0.95')}), "
+             f"{m['xiaozhi_llm_wait_estimates_total']:.0f} waits", "")]
+    refusals = m.get("xiaozhi_llm_busy_refusals_total", 0)
+    if refusals:
+        rows.append((f"{name}: LLM busy refusals: estimated wait / real drain of the work ahead, p50 ms",
+                     f"{refusals:.0f} refused: {q('llm_busy_predicted', '0.5')} / {q('llm_busy_actual', '0.5')}",
+                     "estimate > llm.max_wait only when the real wait is"))
     return rows
 
 

@@ -201,6 +201,7 @@ class Hub:
         registry = SessionRegistry()
         stores = await open_stores(settings, db, registry, self._closers)
         metrics = Metrics()
+        compute.metrics = metrics       # the busy estimate, checked against the real waits (/metrics)
         phrases = PhraseCache(providers.tts, settings.audio.downlink_sample_rate, settings.audio.frame_duration_ms,
                               compute)
         auth = device_authenticator(settings, secret, stores.devices)

@@ -86,7 +86,10 @@ class LLMSettings:
     max_tokens: int = 160
     temperature: float = 0.6
     context_tokens: int = 2048
-    threads: int = 2
+    # One thread: llama.cpp's threads meet at a spinning barrier after every operation, so whenever
+    # ASR, TTS or another process takes a core, the other thread spins out its time slice. Measured
+    # on 2 shared cores: 24 ms/token with 1 thread, 426 ms/token with 2 (bench/pipeline.py).
+    threads: int = 1
     max_wait: float = 8.0            # longer than this in the queue -> spoken "busy" answer
     timeout: float = 60.0
 
@@ -100,7 +103,7 @@ LLM_SCHEMA = vol.Schema({
     vol.Optional("max_tokens", default=160): vol.All(vol.Coerce(int), vol.Range(min=1, max=8192)),
     vol.Optional("temperature", default=0.6): vol.All(vol.Coerce(float), vol.Range(min=0, max=2)),
     vol.Optional("context_tokens", default=2048): vol.All(vol.Coerce(int), vol.Range(min=256)),
-    vol.Optional("threads", default=2): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
+    vol.Optional("threads", default=1): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
     vol.Optional("max_wait", default=8.0): positive(),
     vol.Optional("timeout", default=60.0): positive(),
 })
