@@ -94,6 +94,10 @@ class _FairLimit:
     def waiting(self) -> int:
         return sum(1 for w in self._waiters if not w.done())
 
+    def queued(self) -> int:
+        """Requests in the queue, for a compute thread to ask (a length, safe to read off the loop)."""
+        return len(self._waiters)
+
     async def acquire(self, timeout: float | None) -> None:
         if self.active < self.limit and not self.waiting:
             self.active += 1

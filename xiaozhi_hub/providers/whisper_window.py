@@ -10,7 +10,9 @@ one batch: ~0.1–0.2 s for one command, ~0.35 s for four.
 A window much shorter than 30 s is outside what Whisper was trained on: below ~8 s it starts
 repeating the sentence to fill the window ("Good morning. Good morning. ..."). With 10 s it gave
 the same words as the 30 s window on every command of the bench set; as a guard, a transcript
-with more tokens than speech of that length can hold is decoded again in the full 30 s window.
+with more tokens than speech of that length can hold, or that says the same words twice in a row
+(the way Whisper fills a window), is decoded again in the full 30 s window (a real "Stop. Stop."
+costs that second pass, never its words).
 Utterances longer than the window can hold, and language detection disagreements, take
 faster-whisper's own path (``transcribe_full``).
 """
@@ -109,13 +111,14 @@ class WindowDecoder:
         out: list[Decoded | None] = []
         for audio, result, lang, limit in zip(audios, results, languages, limits):
             tokens = result.sequences_ids[0]
-            if len(tokens) > limit:
+            text = self._tokenizer.decode(tokens).strip()
+            if len(tokens) > limit or repeats(text):
                 self.fallbacks += 1
                 log.info("whisper: %d tokens for %.1f s of audio in a %d s window: decoding again in 30 s",
                          len(tokens), len(audio) / SAMPLE_RATE, width // 100)
                 out.append(None)
                 continue
-            out.append(Decoded("" if _no_speech(result, tokens) else self._tokenizer.decode(tokens).strip(), lang))
+            out.append(Decoded("" if _no_speech(result, tokens) else text, lang))
         return out
 
     def _languages(self, encoded: Any, n: int) -> list[str]:
@@ -128,6 +131,17 @@ class WindowDecoder:
         tok = self._tokenizer
         lang_token = tok.tokenizer.token_to_id(f"<|{language}|>")
         return [tok.sot, lang_token, tok.transcribe, tok.no_timestamps]
+
+
+def repeats(text: str) -> bool:
+    """Whether ``text`` is one run of words said twice or more back to back (a window artefact)."""
+    words = "".join(c if c.isalnum() else " " for c in text.lower()).split()
+    for period in range(1, len(words) // 2 + 1):
+        head, last = words[:-1], words[-1]
+        if all(head[i] == words[i % period] for i in range(len(head))) and \
+                words[(len(words) - 1) % period].startswith(last):     # the last word may be cut off
+            return len(words) >= 4 or period > 1
+    return False
 
 
 def _frames(audio: np.ndarray) -> int:
