@@ -9,10 +9,12 @@ consuming task is cancelled (barge-in, abort), a stop flag is set; llama.cpp che
 token through a stopping criterion, so the slot is free again within a token or two.
 
 **Taking turns.** The LLM writes far faster than speech plays, so a reply does not need the model
-until it is done: once it has written a sentence and another device is waiting for the model, it
-gives the slot up (at most ``YIELDS`` times a reply), queues again at the back, and continues from
-its prompt plus the text so far. Four devices asking at once each hear their first sentence after
-the others' first sentences, not after their whole answers.
+until it is done: once it has written ``YIELD_AFTER_CHARS`` (about three seconds of speech) up to
+the end of a sentence and another device is waiting for the model, it gives the slot up (at most
+``YIELDS`` times a reply), queues again at the back, and continues from its prompt plus the text
+so far. Four devices asking at once each hear their first sentence after the others' first
+sentences, not after their whole answers; the speech already written covers the wait for the rest
+(yielding after a one-word sentence left audible gaps).
 
 Tools use the ``<tool_call>`` convention of Qwen2.5 and Hermes-style models (:mod:`.tool_calls`): a
 model whose chat template knows ``tools`` (Qwen2.5) gets them through its template; any other model
@@ -46,6 +48,7 @@ CHATML_TEMPLATE = (
 
 _DONE = object()
 YIELDS = 2                 # times one reply gives the model up to a waiting device
+YIELD_AFTER_CHARS = 40     # text written in one hold before it may give the model up (~3 s of speech)
 _SENTENCE_END = (".", "!", "?", "。", "！", "？")
 
 # The tool-call convention is part of this provider's surface (tests and the quality bench read it here).
@@ -212,7 +215,7 @@ class LlamaCppLLM:
         lim = self.compute.limit("llm")
 
         def rule(text: str) -> bool:
-            if len(text) < 12 or not text.rstrip(" \"'”’)").endswith(_SENTENCE_END):
+            if len(text) < YIELD_AFTER_CHARS or not text.rstrip(" \"'”’)").endswith(_SENTENCE_END):
                 return False
             if text.rfind("<tool_call>") > text.rfind("</tool_call>"):
                 return False

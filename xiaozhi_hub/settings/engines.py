@@ -92,6 +92,7 @@ class LLMSettings:
     threads: int = 1
     max_wait: float = 8.0            # longer than this in the queue -> spoken "busy" answer
     timeout: float = 60.0
+    ready_wait: float = 60.0         # "ready" waits up to this long for the prompt-cache warm-up (0 = not at all)
 
 
 LLM_SCHEMA = vol.Schema({
@@ -106,6 +107,7 @@ LLM_SCHEMA = vol.Schema({
     vol.Optional("threads", default=1): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
     vol.Optional("max_wait", default=8.0): positive(),
     vol.Optional("timeout", default=60.0): positive(),
+    vol.Optional("ready_wait", default=60.0): vol.All(vol.Coerce(float), vol.Range(min=0, max=3600)),
 })
 
 
