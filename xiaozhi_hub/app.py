@@ -99,6 +99,17 @@ def configure_compute(settings: Settings) -> ComputePool:
     pool.set_limit("llm", 1, max_wait=settings.llm.max_wait)
     return pool
 
+async def _warmed(ctx: HubContext) -> None:
+    """ "ready" means the first question is answered like any other: wait up to ``llm.ready_wait``
+    for the LLM's prompt-cache warm-up, which that question would otherwise wait for (issue 13;
+    seconds on 2 cores). Past it the hub is ready anyway, and a first question waits for the rest."""
+    if ctx.settings.llm.ready_wait <= 0:
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(ctx.settings.llm.ready_wait):
+            await ctx.agent.llm_warmed()
+
+
 def _call(fn: Callable[[], Any]) -> Closer:
     """A closer for a synchronous release (cancel a task, shut a pool down)."""
     async def run() -> None:
@@ -204,6 +215,7 @@ class Hub:
         await serve_http(ctx, functools.partial(self._serve, host=host, port=self.settings.server.http_port),
                          self._closers)
         await ctx.agent.start()
+        await _warmed(ctx)
         self._closers.append(ctx.agent.close)
         await self._add_closer(supervisor.start(ctx))  # last: announces the ports bound above (add-on only)
         ctx.startup_seconds = time.monotonic() - t0
@@ -228,6 +240,7 @@ class Hub:
         registry = SessionRegistry()
         stores = await open_stores(settings, db, registry, self._closers)
         metrics = Metrics()
+        compute.metrics = metrics       # the busy estimate, checked against the real waits (/metrics)
         phrases = PhraseCache(providers.tts, settings.audio.downlink_sample_rate, settings.audio.frame_duration_ms,
                               compute)
         auth = device_authenticator(settings, secret, stores.devices)

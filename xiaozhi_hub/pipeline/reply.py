@@ -35,6 +35,17 @@ log = logging.getLogger(__name__)
 
 Item = SentenceStart | bytes | EndOfSpeech
 
+LOOKAHEAD_MS = 4000     # audio the producer may have ready beyond the device's pre-buffer
+
+
+def lookahead_frames(frame_ms: int) -> int:
+    """Frames the producer keeps ready ahead of the pacer (~80 bytes each).
+
+    With a few frames only, the next sentence was synthesized when the current one had ~0.5 s left
+    to play; with several devices the TTS engine is queued up and that sentence came late: an
+    audible gap. ~4 s ahead, the next sentence is made while this one plays."""
+    return max(4, LOOKAHEAD_MS // frame_ms)
+
 
 class ReplyChannel(Protocol):
     """The conversation a reply is spoken into (:class:`xiaozhi_hub.session.session.Session`)."""
@@ -80,7 +91,8 @@ class Reply:
             timing = TurnTiming(self.metrics, None)
             channel.turn_log.append(timing.stamps)
         self.timing = timing
-        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=self.settings.audio.prebuffer_frames + 4)
+        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=self.settings.audio.prebuffer_frames
+                                                        + lookahead_frames(self.settings.audio.frame_duration_ms))
         self._sentences: asyncio.Queue[str | None] = asyncio.Queue()   # text is tiny: unbounded
         self._producer: asyncio.Task[None] | None = None
         self._tts_started = 0.0

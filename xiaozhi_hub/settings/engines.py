@@ -55,6 +55,8 @@ class ASRSettings:
     early_decode_ms: int = 150       # start on the transcript after this much trailing silence (0 = only at the end)
     recognizer_pool: int = 2         # vosk: warm recognizers kept for reuse (a fresh one decodes ~10x slower)
     recognizer_uses: int = 100       # vosk: utterances before a recognizer is rebuilt (bounds its graph cache)
+    window_s: float = 10.0           # whisper: shortest encoder window (speech + 2 s when longer; 30 = always pad to 30 s)
+    batch_max: int = 4               # whisper: utterances waiting at the same time are decoded in one pass, up to this many
 
 
 ASR_SCHEMA = vol.Schema({
@@ -68,6 +70,8 @@ ASR_SCHEMA = vol.Schema({
     vol.Optional("early_decode_ms", default=150): vol.All(vol.Coerce(int), vol.Range(min=0, max=5000)),
     vol.Optional("recognizer_pool", default=2): vol.All(vol.Coerce(int), vol.Range(min=0, max=64)),
     vol.Optional("recognizer_uses", default=100): vol.All(vol.Coerce(int), vol.Range(min=1)),
+    vol.Optional("window_s", default=10.0): vol.All(vol.Coerce(float), vol.Range(min=1, max=30)),
+    vol.Optional("batch_max", default=4): vol.All(vol.Coerce(int), vol.Range(min=1, max=16)),
 })
 
 
@@ -86,9 +90,13 @@ class LLMSettings:
     max_tokens: int = 160
     temperature: float = 0.6
     context_tokens: int = 2048
-    threads: int = 2
+    # One thread: llama.cpp's threads meet at a spinning barrier after every operation, so whenever
+    # ASR, TTS or another process takes a core, the other thread spins out its time slice. Measured
+    # on 2 shared cores: 24 ms/token with 1 thread, 426 ms/token with 2 (bench/pipeline.py).
+    threads: int = 1
     max_wait: float = 8.0            # longer than this in the queue -> spoken "busy" answer
     timeout: float = 60.0
+    ready_wait: float = 60.0         # "ready" waits up to this long for the prompt-cache warm-up (0 = not at all)
 
 
 def _tools_mode(value: object) -> str:
@@ -111,9 +119,10 @@ LLM_SCHEMA = vol.Schema({
     vol.Optional("max_tokens", default=160): vol.All(vol.Coerce(int), vol.Range(min=1, max=8192)),
     vol.Optional("temperature", default=0.6): vol.All(vol.Coerce(float), vol.Range(min=0, max=2)),
     vol.Optional("context_tokens", default=2048): vol.All(vol.Coerce(int), vol.Range(min=256)),
-    vol.Optional("threads", default=2): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
+    vol.Optional("threads", default=1): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
     vol.Optional("max_wait", default=8.0): positive(),
     vol.Optional("timeout", default=60.0): positive(),
+    vol.Optional("ready_wait", default=60.0): vol.All(vol.Coerce(float), vol.Range(min=0, max=3600)),
 })
 
 
