@@ -13,7 +13,10 @@ back decides whether it can talk at all, so the reply is built to the firmware's
   stale MQTT settings) with the URL built from the host name the device used to reach us, unless
   ``server.public_ws_url`` is set, and a freshly minted per-device token. Only string fields: the
   device stores every string/number field of the section in NVS.
-* no ``mqtt`` section (it would switch the device to MQTT+UDP, which the hub does not serve yet).
+* an ``mqtt`` section (endpoint, per-device credentials, keep-alive, topics) only for a device whose
+  transport is ``mqtt`` (its override, else ``devices.transport``): the firmware prefers it over
+  ``websocket`` and switches to MQTT+UDP (docs/mqtt-udp.md). ``websocket`` is still sent, so the
+  device's stored WebSocket settings stay current for the day it is switched back.
 * ``activation`` only while activation is required and the device is not yet approved; then no
   update is offered. The token is there all the same: the socket refuses it (``activation_pending``)
   until the device is approved, and accepts it from then on, so a client that does not repeat its OTA
@@ -237,6 +240,11 @@ class OTAEndpoint:
             reply["firmware"] = {"version": offer.version,
                                  "url": f"{self.ctx.http_url(host)}{DOWNLOAD_PREFIX}{offer.download_name}"}
             _LOGGER.info("offering firmware %s to %s (running %s)", offer.version, device.label, req.version)
+        if device.transport_or(self.ctx.settings.devices.transport) == "mqtt":
+            if self.ctx.mqtt_udp is not None:
+                reply["mqtt"] = self.ctx.mqtt_udp.ota_mqtt(device, req.client_id, now, host)
+            else:
+                _LOGGER.warning("%s should use MQTT, but device_mqtt.enabled is false: told WebSocket", device.label)
         _LOGGER.debug("OTA check from %s (%s %s)", device.label, req.board, req.version)
         return _json(reply)
 

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Mapping, Protocol, Sequence
 
 from ..audio.opus import OpusDecoder, OpusError
 from ..pipeline.reply import speak_reply
@@ -48,7 +48,7 @@ def is_wake_word(text: str, wake_words: Sequence[str]) -> bool:
 
 
 class Connection(Protocol):
-    """The transport side of a session (WebSocket today, MQTT+UDP later)."""
+    """The transport side of a session: a WebSocket, or an MQTT+UDP audio channel (transport/mqtt/)."""
 
     remote: str
 
@@ -61,9 +61,12 @@ class Connection(Protocol):
 
 class Session:
     def __init__(self, ctx: "HubContext", conn: Connection, device_id: str, client_id: str,
-                 protocol_version: int) -> None:
+                 protocol_version: int, *, transport: str = "websocket", udp: Mapping[str, Any] | None = None) -> None:
         self.ctx = ctx
         self.conn = conn
+        # What the hub hello says: the transport's name and, for MQTT+UDP, the audio socket and its keys.
+        self.transport = transport
+        self._hello_udp = udp
         self.id = str(uuid.uuid4())
         self.device_id = device_id
         self.client_id = client_id
@@ -181,8 +184,9 @@ class Session:
             # The header and the hello should agree; the hello is what the firmware frames with.
             self.protocol_version = msg.version
         audio = self.ctx.settings.audio
-        reply = ServerHello(session_id=self.id, transport="websocket", version=self.protocol_version,
-                            audio_params=AudioParams("opus", audio.downlink_sample_rate, 1, audio.frame_duration_ms))
+        reply = ServerHello(session_id=self.id, transport=self.transport, version=self.protocol_version,
+                            audio_params=AudioParams("opus", audio.downlink_sample_rate, 1, audio.frame_duration_ms),
+                            udp=self._hello_udp)
         await self.send(reply)
         self.set_state(S.IDLE)
         timers = self.ctx.agent.timers

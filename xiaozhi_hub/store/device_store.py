@@ -23,7 +23,7 @@ from .activation import approve_code, approve_device, ensure_activation_code
 from .db import Database
 from .devices import (Device, DeviceReport, InvalidValue, get_device, list_devices, normalize_device_id,
                       record_report, rename_device, resolve_device, revoke_tokens, set_blocked, set_hmac_key,
-                      touch_device, valid_client_id)
+                      set_transport, touch_device, valid_client_id)
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -204,6 +204,9 @@ class DeviceStore:
 
     async def revoke(self, ref: str) -> Device:
         return await self._write(revoke_tokens, ref, self._clock())
+
+    async def set_transport(self, ref: str, transport: str | None) -> Device:
+        return await self._write(set_transport, ref, transport)
 
     async def set_hmac_key(self, ref: str, key_hex: str | None) -> Device:
         return await self._write(set_hmac_key, ref, key_hex)
