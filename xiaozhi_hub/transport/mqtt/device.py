@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from ...protocol import codec
@@ -168,6 +169,7 @@ class MqttDevice:
         if kind == "hello":
             if session.hello is not None:        # a new channel without goodbye (the device's 120 s rule)
                 session = await self._replace(session, CloseCode.REPLACED, "the device opened a new audio channel")
+            session.last_voice = time.monotonic()   # the channel's idle clock starts at its hello
             await session.handle_text(text)
             return
         if session.hello is None:

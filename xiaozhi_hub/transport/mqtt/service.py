@@ -16,7 +16,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ...protocol import codec
 from ...protocol.close import CloseCode
+from ...protocol.messages import Alert
 from ...settings import ConfigError
 from ...store.devices import Device
 from .credentials import ota_section
@@ -72,6 +74,26 @@ class MqttUdpTransport:
         finally:
             if self.devices.get(client.device_id) is device:
                 del self.devices[client.device_id]
+
+    # -- reaching an idle device -----------------------------------------------------------------------
+    def connected(self, device_id: str) -> bool:
+        """The device has its MQTT connection (with or without an audio channel)."""
+        device = self.devices.get(device_id)
+        return device is not None and not device.client.closed.is_set()
+
+    async def alert(self, device_id: str, message: str, status: str = "Message", emotion: str = "neutral") -> bool:
+        """Show ``message`` on the device's screen now (with its notification sound), even while idle.
+        False when the device has no MQTT connection."""
+        device = self.devices.get(device_id)
+        if device is None or device.client.closed.is_set():
+            return False
+        payload = codec.encode(Alert(status=status, message=message, emotion=emotion))
+        try:
+            await device.client.publish(payload.encode("utf-8"))
+        except (ConnectionError, TimeoutError):
+            return False
+        self.ctx.metrics.inc("mqtt_alerts")
+        return True
 
     # -- what devices are told -------------------------------------------------------------------------
     def _public_host(self) -> str | None:

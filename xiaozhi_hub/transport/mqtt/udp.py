@@ -42,6 +42,7 @@ class UdpChannel:
         self.on_audio = on_audio
         self.peer: Address | None = None
         self.peer_known = asyncio.Event()
+        self.gave_up = False            # waited once for the device's first packet in vain
         self.remote_sequence = 0        # the last accepted uplink sequence
         self.local_sequence = 0
         self.timestamp = 0              # downlink play position in ms (never 0 on the wire)
@@ -138,10 +139,14 @@ class UdpAudioServer(asyncio.DatagramProtocol):
     async def send(self, channel: UdpChannel, payload: bytes) -> None:
         """Encrypt and send one Opus packet to the channel's device (waiting for its address first)."""
         if channel.peer is None:
+            if channel.gave_up:
+                self.metrics.inc("udp_sent_without_peer")
+                return
             try:
                 async with asyncio.timeout(self.settings.first_packet_wait):
                     await channel.peer_known.wait()
             except TimeoutError:
+                channel.gave_up = True          # later packets are dropped at once, not each after a wait
                 self.metrics.inc("udp_sent_without_peer")
                 return
         transport = self.transport
