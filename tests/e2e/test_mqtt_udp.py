@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import time
 from typing import Any
 
 import aiohttp
@@ -401,10 +400,9 @@ async def test_status_and_health_count_an_idle_mqtt_device(start_hub):
     hub = await mqtt_hub(start_hub)
     async with MqttSimulatedDevice(ota_url(hub)) as dev:
         await dev.wait_until(lambda: hub.ctx.registry.by_device(dev.device_id) is not None, 3)
+        session = hub.ctx.registry.by_device(dev.device_id)
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{hub.ctx.http_port}/health") as r:
                 assert (await r.json())["sessions"] == 1
-    t0 = time.monotonic()
-    while hub.ctx.registry.by_device(dev.device_id) is not None and time.monotonic() - t0 < 3:
-        await asyncio.sleep(0.05)
+    await asyncio.wait_for(session.closed.wait(), 3)
     assert hub.ctx.registry.by_device(dev.device_id) is None    # gone with its MQTT connection
