@@ -406,3 +406,15 @@ async def test_status_and_health_count_an_idle_mqtt_device(start_hub):
                 assert (await r.json())["sessions"] == 1
     await asyncio.wait_for(session.closed.wait(), 3)
     assert hub.ctx.registry.by_device(dev.device_id) is None    # gone with its MQTT connection
+
+
+async def test_simulator_command_line_on_mqtt(start_hub, capsys):
+    from xiaozhi_hub.simulator.__main__ import main
+
+    hub = await mqtt_hub(start_hub)
+    code = await asyncio.to_thread(main, ["--ota", ota_url(hub), "--turns", "2", "--mode", "manual", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "over MQTT" in out and out.count('"stt": "turn on the kitchen light"') == 2
+    wrong = await asyncio.to_thread(main, ["--ota", f"http://127.0.0.1:{free_port()}/xiaozhi/ota/"])
+    assert wrong == 2 and "OTA check" in capsys.readouterr().err

@@ -46,10 +46,13 @@ async def ota_check(url: str, device_id: str, client_id: str, version: str = FIR
     body = {"version": 2, "language": "en-US", "mac_address": device_id, "uuid": client_id,
             "chip_model_name": "esp32s3", "application": {"name": "xiaozhi", "version": version},
             "board": {"type": BOARD, "name": BOARD}}
-    async with aiohttp.ClientSession() as http, http.post(url, json=body, headers=headers) as resp:
-        if resp.status != 200:
-            raise SimulatorError(f"OTA check failed: HTTP {resp.status} {await resp.text()}")
-        reply = await resp.json()
+    try:
+        async with aiohttp.ClientSession() as http, http.post(url, json=body, headers=headers) as resp:
+            if resp.status != 200:
+                raise SimulatorError(f"OTA check failed: HTTP {resp.status} {await resp.text()}")
+            reply = await resp.json()
+    except (aiohttp.ClientError, OSError, ValueError) as err:
+        raise SimulatorError(f"OTA check at {url} failed: {err}") from err
     if not isinstance(reply, dict):
         raise SimulatorError("OTA reply is not a JSON object")
     return reply
@@ -106,7 +109,10 @@ class MqttSimulatedDevice(SimulatedDevice):
                 raise SimulatorError("the OTA reply has no mqtt section (the hub tells this device WebSocket)")
             self.mqtt_settings = dict(section)
         self.closed_at, self.close_code = None, None
-        await self._mqtt_connect()
+        try:
+            await self._mqtt_connect()
+        except (OSError, TimeoutError) as err:
+            raise SimulatorError(f"cannot connect to MQTT at {self.mqtt_settings.get('endpoint')}: {err}") from err
         self.state = DeviceState.IDLE
         return self.mqtt_settings
 
