@@ -39,7 +39,8 @@ TICKS = os.sysconf("SC_CLK_TCK")
 def _config(transport: str) -> dict[str, Any]:
     return {"asr": {"provider": "fake"}, "llm": {"provider": "fake"}, "tts": {"provider": "fake"},
             "fake": {"llm_chunk_delay_ms": 0}, "session": {"idle_timeout": 3600},
-            "devices": {"transport": transport}, "device_mqtt": {"port": 0}, "udp": {"port": 0}}
+            "devices": {"transport": transport}, "device_mqtt": {"port": 0}, "udp": {"port": 0},
+            "ota": {"rate_limit_per_minute": 100000}}   # 200 devices boot from one address
 
 
 def _cpu_seconds(pid: int) -> float:
