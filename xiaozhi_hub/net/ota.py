@@ -49,6 +49,7 @@ from ..store.activation import check_activation_hmac
 from ..store.device_info import collect_info
 from ..store.devices import Device, DeviceReport, InvalidValue, normalize_device_id, token_time, valid_client_id
 from ..store.firmware import DOWNLOAD_PREFIX
+from ..transport.mqtt import service as mqtt_udp
 from .httputil import BadRequest, json_error, read_json_object
 from .ratelimit import RateLimiter, limited
 
@@ -241,10 +242,12 @@ class OTAEndpoint:
                                  "url": f"{self.ctx.http_url(host)}{DOWNLOAD_PREFIX}{offer.download_name}"}
             _LOGGER.info("offering firmware %s to %s (running %s)", offer.version, device.label, req.version)
         if device.transport_or(self.ctx.settings.devices.transport) == "mqtt":
-            if self.ctx.mqtt_udp is not None:
-                reply["mqtt"] = self.ctx.mqtt_udp.ota_mqtt(device, req.client_id, now, host)
+            transport = await mqtt_udp.for_device(self.ctx)
+            if transport is not None:
+                reply["mqtt"] = transport.ota_mqtt(device, req.client_id, now, host)
             else:
-                _LOGGER.warning("%s should use MQTT, but device_mqtt.enabled is false: told WebSocket", device.label)
+                _LOGGER.warning("%s should use MQTT, but the device MQTT endpoint is not running: told WebSocket",
+                                device.label)
         _LOGGER.debug("OTA check from %s (%s %s)", device.label, req.board, req.version)
         return _json(reply)
 

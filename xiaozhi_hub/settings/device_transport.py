@@ -33,7 +33,9 @@ DEVICES_SCHEMA = vol.Schema({
 
 @dataclass(frozen=True)
 class DeviceMqttSettings:
-    enabled: bool = True
+    # "auto": listen only while some device may use MQTT (devices.transport, or a device set to mqtt,
+    # also when one is switched while the hub runs); true: always; false: never.
+    enabled: bool | str = "auto"
     host: str | None = None           # listen address; None = server.host
     port: int = DEFAULT_DEVICE_MQTT_PORT
     public_port: int | None = None    # the port devices are told, when a proxy or Docker maps another
@@ -54,7 +56,7 @@ def _tls_pair(value: dict) -> dict:
 
 
 DEVICE_MQTT_SCHEMA = vol.Schema(vol.All(vol.Schema({
-    vol.Optional("enabled", default=True): vol.Boolean(),
+    vol.Optional("enabled", default="auto"): vol.Any("auto", vol.Boolean(), msg="must be auto, true or false"),
     vol.Optional("host", default=None): opt_str,
     vol.Optional("port", default=DEFAULT_DEVICE_MQTT_PORT): port,
     vol.Optional("public_port", default=None): vol.Any(None, vol.All(vol.Coerce(int), vol.Range(min=1, max=65535))),

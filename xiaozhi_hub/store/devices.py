@@ -297,6 +297,11 @@ def set_transport(conn: sqlite3.Connection, ref: str, transport: str | None) -> 
     return _update(conn, ref, "UPDATE devices SET transport = ? WHERE device_id = ?", (transport,))
 
 
+def count_with_transport(conn: sqlite3.Connection, transport: str) -> int:
+    """How many devices have their own setting ``transport``."""
+    return int(conn.execute("SELECT COUNT(*) FROM devices WHERE transport = ?", (transport,)).fetchone()[0])
+
+
 def revoke_tokens(conn: sqlite3.Connection, ref: str, now: float) -> Device:
     """Invalidate every token issued so far; the device gets a fresh one at its next OTA check.
 

@@ -20,7 +20,7 @@ DEVICE = "02:00:00:00:03:01"
 def test_defaults_leave_mosquitto_and_the_tls_port_alone() -> None:
     s = from_mapping({})
     assert s.devices.transport == "websocket"
-    assert s.device_mqtt.enabled and s.device_mqtt.port not in (1883, 8883) and s.device_mqtt.keepalive == 240
+    assert s.device_mqtt.enabled == "auto" and s.device_mqtt.port not in (1883, 8883) and s.device_mqtt.keepalive == 240
     assert s.udp.port not in (1883, 8883)
 
 
@@ -30,6 +30,7 @@ def test_defaults_leave_mosquitto_and_the_tls_port_alone() -> None:
     ({"device_mqtt": {"port": 70000}}, "device_mqtt.port: must be a port number"),
     ({"udp": {"max_packet_bytes": 10}}, "udp.max_packet_bytes"),
     ({"device_mqtt": {"keepalive": 1}}, "device_mqtt.keepalive"),
+    ({"device_mqtt": {"enabled": "sometimes"}}, "device_mqtt.enabled: must be auto, true or false"),
 ])
 def test_bad_settings_name_the_key(raw, message) -> None:
     with pytest.raises(ConfigError) as err:
@@ -113,3 +114,23 @@ def test_store_function_validates(tmp_path) -> None:
         assert cleared.transport is None and cleared.transport_or("websocket") == "websocket"
     finally:
         db.conn.close()
+
+
+async def test_auto_opens_no_port_until_a_device_is_switched(start_hub, tmp_path) -> None:
+    from xiaozhi_hub.simulator.mqtt_device import MqttSimulatedDevice
+    from xiaozhi_hub.audio import pcm as pcmlib
+
+    auto = {"device_mqtt": {"enabled": "auto", "port": 0}, "udp": {"port": 0}}
+    hub = await start_hub(**auto)
+    assert hub.ctx.mqtt_udp is None                            # every device on WebSocket: no MQTT/UDP port
+    ota = f"http://127.0.0.1:{hub.ctx.http_port}/xiaozhi/ota/"
+    await ota_check(ota, DEVICE, "uuid-3")
+    await hub.ctx.devices.set_transport(DEVICE, "mqtt")        # switched while the hub runs
+    replies = [await ota_check(ota, DEVICE, "uuid-3") for _ in range(2)]
+    assert all("mqtt" in r for r in replies) and hub.ctx.mqtt_udp is not None
+    async with MqttSimulatedDevice(ota, device_id=DEVICE, client_id="uuid-3") as dev:
+        turn = await dev.run_turn(pcmlib.voice_like(1200), mode="manual", timeout=20)
+        assert turn.stt_text == "turn on the kitchen light" and turn.played
+    await hub.stop()
+    again = await start_hub(**auto)                            # same database: a device uses MQTT
+    assert again.ctx.mqtt_udp is not None

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AUDIO_QUEUE = 64             # ~4 s of 60 ms frames waiting to be handled; more are dropped
+TEXT_QUEUE = 64              # room for MQTT messages; when the queue is full the MQTT reader waits
 _STOP = ("stop", b"")
 
 
@@ -49,7 +50,7 @@ class MqttDevice:
         self.client = client
         self.device_id = client.device_id
         self.session: Session | None = None
-        self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(AUDIO_QUEUE + TEXT_QUEUE + 1)
         self._audio_waiting = 0
 
     # -- the connection's life -------------------------------------------------------------------
@@ -63,9 +64,9 @@ class MqttDevice:
         try:
             await self.client.serve(self)
         finally:
-            self._inbox.put_nowait(_STOP)
-            with contextlib.suppress(Exception):
-                await asyncio.wait({worker}, timeout=2.0)
+            with contextlib.suppress(asyncio.QueueFull):
+                self._inbox.put_nowait(_STOP)        # what is queued is handled first (up to 2 s)
+            await asyncio.wait({worker}, timeout=2.0)
             worker.cancel()
             await self._disconnected()
             await asyncio.wait({seen}, timeout=1.0)
@@ -128,10 +129,10 @@ class MqttDevice:
 
     # -- inbound -----------------------------------------------------------------------------------
     async def on_publish(self, payload: bytes) -> None:
-        await self._inbox.put(("text", payload))
+        await self._inbox.put(("text", payload))     # waits while the queue is full
 
     def _audio_in(self, conn: MqttUdpConnection, payload: bytes) -> None:
-        if self._audio_waiting >= AUDIO_QUEUE:
+        if self._audio_waiting >= AUDIO_QUEUE or self._inbox.full():
             self.ctx.metrics.inc("udp_dropped_backlog")
             return
         self._audio_waiting += 1

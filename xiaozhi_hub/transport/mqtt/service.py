@@ -1,8 +1,9 @@
 """The MQTT+UDP transport as one hub service (``ctx.mqtt_udp``): the device MQTT endpoint, the UDP
 audio socket, and which address devices are told (docs/mqtt-udp.md).
 
-Started by the composition root after the WebSocket server (``device_mqtt.enabled``, on by default);
-stopped first at shutdown, so open audio channels are told ``goodbye`` and no device gets a new
+Started by the composition root after the WebSocket server when some device may use it
+(``device_mqtt.enabled: auto``, the default; ``true`` always), or by the first OTA reply that names MQTT
+(:func:`for_device`); stopped first at shutdown, so open audio channels are told ``goodbye`` and no device gets a new
 session while the hub goes down. The addresses follow the WebSocket URL's: the host of
 ``server.public_ws_url`` when it is set, else the address the device reached the hub at (the OTA
 request's ``Host``, the MQTT connection's local address), else the LAN address; the ports are the bound
@@ -124,16 +125,49 @@ class MqttUdpTransport:
 def check_settings(ctx: "HubContext") -> None:
     """``devices.transport: mqtt`` needs the endpoint."""
     settings = ctx.settings
-    if settings.devices.transport == "mqtt" and not settings.device_mqtt.enabled:
-        raise ConfigError("devices.transport: mqtt needs device_mqtt.enabled: true")
+    if settings.devices.transport == "mqtt" and settings.device_mqtt.enabled is False:
+        raise ConfigError("devices.transport: mqtt needs device_mqtt.enabled: true (or auto)")
 
 
 async def start(ctx: "HubContext") -> "MqttUdpTransport | None":
-    """Build and start the transport unless ``device_mqtt.enabled`` is false (the app stores it in ctx)."""
+    """Start the transport at boot: always with ``device_mqtt.enabled: true``; with ``auto`` (the default)
+    only when some device may use it (``devices.transport: mqtt``, or a device set to mqtt), so a hub
+    whose devices all use WebSocket opens no MQTT or UDP port. The app stores it in ``ctx.mqtt_udp``."""
     check_settings(ctx)
-    if not ctx.settings.device_mqtt.enabled:
+    enabled = ctx.settings.device_mqtt.enabled
+    if enabled is False:
         log.info("device MQTT endpoint disabled (device_mqtt.enabled: false)")
+        return None
+    if enabled == "auto" and ctx.settings.devices.transport != "mqtt" \
+            and not await ctx.devices.count_with_transport("mqtt"):
+        log.debug("device MQTT endpoint not started: no device uses MQTT (it starts when one is switched)")
         return None
     transport = MqttUdpTransport(ctx)
     await transport.start()
+    return transport
+
+
+_starting: dict[int, "asyncio.Task[MqttUdpTransport | None]"] = {}     # id(ctx) -> the start in progress
+
+
+async def for_device(ctx: "HubContext") -> "MqttUdpTransport | None":
+    """The running transport for an OTA reply that names MQTT, started now if ``auto`` left it off;
+    None when it is disabled or cannot start (the device is then told WebSocket, and the log says why)."""
+    if ctx.mqtt_udp is not None or ctx.settings.device_mqtt.enabled != "auto":
+        return ctx.mqtt_udp
+    task = _starting.get(id(ctx))
+    if task is None:                      # one start, however many OTA checks arrive meanwhile
+        task = _starting[id(ctx)] = asyncio.ensure_future(_start_late(ctx))
+        task.add_done_callback(lambda _: _starting.pop(id(ctx), None))
+    return await asyncio.shield(task)
+
+
+async def _start_late(ctx: "HubContext") -> "MqttUdpTransport | None":
+    transport = MqttUdpTransport(ctx)
+    try:
+        await transport.start()
+    except OSError as err:
+        log.error("cannot start the device MQTT endpoint for a device set to mqtt: %s", err)
+        return None
+    ctx.mqtt_udp = transport
     return transport
