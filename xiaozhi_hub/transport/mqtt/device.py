@@ -30,6 +30,7 @@ from ...protocol.close import CloseCode
 from ...protocol.messages import HubGoodbye
 from ...session.session import Session
 from ...session.state import SessionState
+from ...vision import camera_call_timeout
 from .channel import MqttUdpConnection
 
 if TYPE_CHECKING:
@@ -103,8 +104,10 @@ class MqttDevice:
         ctx.metrics.gauges["sessions"] = len(ctx.registry)
         settings = ctx.settings.session
         if settings.mcp_enabled:
-            # The device's MCP server answers whether or not an audio channel is open.
-            session.spawn(session.link.open_mcp(settings.mcp_call_timeout).start(), "mcp-init")
+            # The device's MCP server answers whether or not an audio channel is open (as the hello would).
+            mcp = session.link.open_mcp(settings.mcp_call_timeout, ctx.vision_capability(self.device_id),
+                                        camera_call_timeout(ctx.settings))
+            session.spawn(mcp.start(), "mcp-init")
         return session
 
     def after_channel(self, closed: Session) -> None:
