@@ -46,10 +46,20 @@ async def disconnect(registry: SessionRegistry, device_id: str, reason: str) -> 
     return True
 
 
+def _transport_route(ctx: "HubContext", limit: int, reply: Callable[[Device], web.Response]) -> Handler:
+    """``POST /api/devices/{id}/transport`` ``{"transport": "websocket" | "mqtt" | null}`` (docs/mqtt-udp.md)."""
+    async def transport(request: web.Request) -> web.StreamResponse:
+        body = await read_json_object(request, limit)
+        value = body.get("transport", "missing")
+        if value not in (None, *TRANSPORTS):
+            raise BadRequest(400, 'expected {"transport": "websocket" | "mqtt" | null} (null: devices.transport)')
+        return reply(await ctx.devices.set_transport(request.match_info["device"], value))
+    return transport
+
+
 def add_routes(app: web.Application, ctx: "HubContext") -> None:
     """``/api/devices`` JSON API (list, show, approve, rename, block, unblock, revoke, transport) for HA and tools."""
     limit = ctx.settings.ota.max_body_bytes
-
     def api(handler: Handler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             if not api_allowed(request, ctx.settings.auth):
@@ -99,15 +109,8 @@ def add_routes(app: web.Application, ctx: "HubContext") -> None:
     async def revoke(request: web.Request) -> web.StreamResponse:
         return reply(await ctx.devices.revoke(request.match_info["device"]))
 
-    async def transport(request: web.Request) -> web.StreamResponse:
-        body = await read_json_object(request, limit)
-        value = body.get("transport", "missing")
-        if value not in (None, *TRANSPORTS):
-            raise BadRequest(400, 'expected {"transport": "websocket" | "mqtt" | null} (null: devices.transport)')
-        return reply(await ctx.devices.set_transport(request.match_info["device"], value))
-
     app.router.add_get("/api/devices", api(list_))
-    app.router.add_post("/api/devices/{device}/transport", api(transport))
+    app.router.add_post("/api/devices/{device}/transport", api(_transport_route(ctx, limit, reply)))
     app.router.add_post("/api/devices/approve", api(approve))
     app.router.add_get("/api/devices/{device}", api(show))
     app.router.add_post("/api/devices/{device}/rename", api(rename))
