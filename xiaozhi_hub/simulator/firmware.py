@@ -346,43 +346,39 @@ class DeviceFirmware:
                 await self.send_json(self._with_session({"type": "mcp", "payload": self.mcp.photo_reply(request, ok, text)}))
 
     def _on_binary(self, data: bytes) -> None:
+        now = time.monotonic()
+        turn = self.turn
         try:
             frame = decode_audio(data, self.protocol_version)
         except ProtocolError as err:
-            if self.turn is not None:
-                self.turn.decode_errors += 1
+            if turn is not None:
+                turn.decode_errors += 1
             self.errors.append(f"bad binary frame: {err}")
             return
-        self._on_audio(frame.payload, frame.timestamp)
-
-    def _on_audio(self, payload: bytes, timestamp: int) -> None:
-        """One downlink Opus packet, whatever carried it (a WebSocket frame, a UDP packet)."""
-        now = time.monotonic()
-        turn = self.turn
         if turn is None:
             self.dropped_outside_turns += 1
             return
         if self.state != DeviceState.SPEAKING or self._decoder is None:
             turn.dropped += 1
-            turn.audio.append(AudioArrival(now, len(payload), False, 0, timestamp))
+            turn.audio.append(AudioArrival(now, len(frame.payload), False, 0, frame.timestamp))
             return
         frame_s = self.downlink_frame_ms / 1000.0
         if self._play_end - now >= DECODE_QUEUE_PACKETS * frame_s:
             turn.overflow += 1
-            turn.audio.append(AudioArrival(now, len(payload), True, 0, timestamp))
+            turn.audio.append(AudioArrival(now, len(frame.payload), True, 0, frame.timestamp))
             return
         try:
-            pcm = self._decoder.decode(payload)
+            pcm = self._decoder.decode(frame.payload)
         except OpusError as err:
             turn.decode_errors += 1
             self.errors.append(str(err))
             pcm = b""
         samples = len(pcm) // 2
         turn.pcm += pcm
-        turn.audio.append(AudioArrival(now, len(payload), True, samples, timestamp))
+        turn.audio.append(AudioArrival(now, len(frame.payload), True, samples, frame.timestamp))
         self._play_end = max(self._play_end, now) + samples / self.downlink_rate
-        if timestamp:
-            self._echo_ts.append(timestamp)
+        if frame.timestamp:
+            self._echo_ts.append(frame.timestamp)
 
     # ------------------------------------------------------------------ helpers
 

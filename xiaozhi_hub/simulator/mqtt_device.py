@@ -28,6 +28,7 @@ from typing import Any, Mapping, cast
 import aiohttp
 
 from ..audio.opus import OpusDecoder
+from ..protocol.binary import encode_audio
 from ..transport.mqtt import crypto
 from .device import SimulatedDevice
 from .firmware import UPLINK_FRAME_MS, UPLINK_RATE, HelloTimeout
@@ -75,7 +76,9 @@ class MqttSimulatedDevice(SimulatedDevice):
 
     def __init__(self, ota_url: str, *, mqtt: Mapping[str, Any] | None = None, reconnect_delay: float = 10.0,
                  tls: ssl.SSLContext | None = None, aec: bool = False, **kw: Any) -> None:
-        kw.setdefault("protocol_version", 1)
+        # What UDP delivers is handed to the shared playback code as a version-2 frame (it carries the
+        # packet's timestamp); the device's own hello says version 3, as the firmware's does.
+        kw["protocol_version"] = 2
         super().__init__(ota_url, **kw)
         if aec:
             self.features["aec"] = True
@@ -284,7 +287,7 @@ class MqttSimulatedDevice(SimulatedDevice):
         payload = crypto.open_payload(self._key, data)
         self._remote_seq = header.sequence
         self._last_incoming = time.monotonic()
-        self._on_audio(payload, header.timestamp)
+        self._on_binary(encode_audio(payload, 2, header.timestamp))
         if self._notifying is None or self._notifying.done():
             self._notifying = asyncio.create_task(self._notify())   # waiters re-check their condition
 
