@@ -20,6 +20,7 @@ FAKE_BASE: dict[str, Any] = {
     "tts": {"provider": "fake"},
     "mdns": {"enabled": False},
     "wyoming": {"enabled": False},      # tests that need it enable it on a free port (tests/wyoming/)
+    "device_mqtt": {"enabled": False},  # likewise (tests/transport/mqtt/, tests/e2e/test_mqtt_udp.py)
     "log_level": "info",
 }
 

@@ -60,6 +60,7 @@ from .store.device_store import DeviceStore
 from .store.firmware import FirmwareStore
 from .tools.home_assistant import set_home_control
 
+from .transport.mqtt import service as mqtt_udp
 from .transport.registry import SessionRegistry
 from .transport.ws_server import WebSocketServer
 from .vision import VisionModel, public_url
@@ -211,6 +212,7 @@ class Hub:
         self.ws_server = WebSocketServer(ctx)
         ctx.ws_port = await self._serve(self.ws_server.app, host, self.settings.server.ws_port)
         await self.ws_server.start()
+        ctx.mqtt_udp = await mqtt_udp.start(ctx)   # before the OTA endpoint, whose replies name its ports
         await self._add_closer(wyoming.start(ctx))   # before mDNS, which advertises its port
         await serve_http(ctx, functools.partial(self._serve, host=host, port=self.settings.server.http_port),
                          self._closers)
@@ -280,6 +282,10 @@ class Hub:
         return int(addresses[0][1]) if addresses else port
 
     async def stop(self) -> None:
+        if self.ctx is not None and self.ctx.mqtt_udp is not None:
+            # First: its open channels hear goodbye, and no device gets a new session while going down.
+            await self.ctx.mqtt_udp.stop()
+            self.ctx.mqtt_udp = None
         if self.ws_server is not None:
             grace = self.settings.server.shutdown_grace
             with contextlib.suppress(TimeoutError):
@@ -315,9 +321,13 @@ async def serve(settings: Settings) -> int:
     except BaseException:
         await hub.stop()  # release what was opened (database, models, ports) before reporting
         raise
+    mqtt_line = ""
+    if ctx.mqtt_udp is not None:
+        mqtt_line = (f"  device MQTT (TCP) / UDP:   {ctx.mqtt_udp.mqtt_endpoint(None)} / "
+                     f"port {ctx.mqtt_udp.udp_public_port()}\n")
     print(f"xiaozhi-hub {__version__} ready in {ctx.startup_seconds:.1f}s\n"
           f"  give devices the OTA URL:  {ctx.http_url()}/xiaozhi/ota/\n"
-          f"  WebSocket URL:             {ctx.ws_url()}\n"
+          f"  WebSocket URL:             {ctx.ws_url()}\n" + mqtt_line +
           f"  status page:               {ctx.http_url()}/\n"
           f"  data folder:               {_data_folder(settings)}"
           + (f"\n  Wyoming (Assist STT/TTS):  {ctx.wyoming.uri()}" if ctx.wyoming is not None else ""), flush=True)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .store.device_store import DeviceStore
     from .store.firmware import FirmwareStore
     from .supervisor import SupervisorLink
+    from .transport.mqtt.service import MqttUdpTransport
     from .transport.registry import SessionRegistry
 
 
@@ -73,13 +74,14 @@ class HubContext:
     home_control: HomeControl = field(default_factory=NoHomeControl)
     # Always present once the hub has started (built from the context, so set right after it).
     agent: "Agent" = field(init=False)
-    # Switched off by settings (ota.enabled, mdns.enabled, wyoming.enabled; vision only when
-    # vision.base_url is set).
+    # Switched off by settings (ota.enabled, mdns.enabled, wyoming.enabled, device_mqtt.enabled; vision only
+    # when vision.base_url is set).
     ota: "OTAEndpoint | None" = None
     mdns: "HubAdvertiser | None" = None
     wyoming: "WyomingServer | None" = None
     supervisor: "SupervisorLink | None" = None     # only inside the Home Assistant add-on
     vision: VisionModel | None = None
+    mqtt_udp: "MqttUdpTransport | None" = None     # the device MQTT endpoint and UDP audio (device_mqtt.enabled)
     # What happens on the hub, and each device's live state (sessions report through ``live``).
     events: EventBus = field(default_factory=EventBus)
     live: LiveDevices = field(init=False)

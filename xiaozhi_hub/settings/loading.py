@@ -19,6 +19,8 @@ from .engines import (ASR_SCHEMA, AUDIO_SCHEMA, FAKE_SCHEMA, LLM_SCHEMA, TTS_SCH
 from .network import (AUTH_SCHEMA, MDNS_SCHEMA, OTA_SCHEMA, SERVER_SCHEMA, AuthSettings, MDNSSettings, OTASettings,
                       ServerSettings)
 from .integrations import ADDON_SCHEMA, WYOMING_SCHEMA, AddonSettings, WyomingSettings
+from .device_transport import (DEVICE_MQTT_SCHEMA, DEVICES_SCHEMA, UDP_SCHEMA, DeviceMqttSettings, DevicesSettings,
+                               UdpSettings)
 from .validators import log_level
 
 
@@ -46,6 +48,9 @@ class Settings:
     announce: AnnounceSettings = field(default_factory=AnnounceSettings)
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)
     addon: AddonSettings = field(default_factory=AddonSettings)
+    devices: DevicesSettings = field(default_factory=DevicesSettings)
+    device_mqtt: DeviceMqttSettings = field(default_factory=DeviceMqttSettings)
+    udp: UdpSettings = field(default_factory=UdpSettings)
     data_dir: str = "data"
     models_dir: str = "models/installed"
     log_level: str = "info"
@@ -82,6 +87,9 @@ SECTIONS: dict[str, tuple[vol.Schema, type]] = {
     "announce": (ANNOUNCE_SCHEMA, AnnounceSettings),
     "wyoming": (WYOMING_SCHEMA, WyomingSettings),
     "addon": (ADDON_SCHEMA, AddonSettings),
+    "devices": (DEVICES_SCHEMA, DevicesSettings),
+    "device_mqtt": (DEVICE_MQTT_SCHEMA, DeviceMqttSettings),
+    "udp": (UDP_SCHEMA, UdpSettings),
 }
 TOP_LEVEL: dict[str, Callable[[Any], Any]] = {
     "data_dir": vol.Coerce(str),
