@@ -173,9 +173,15 @@ async def open_api_services(ctx: HubContext, closers: list[Closer]) -> None:
     ctx.component = ComponentLink(functools.partial(set_home_control, ctx))
     ctx.announcements = Announcements(ctx.db, ctx.settings.announce, ctx.live,
                                       functools.partial(_announce_target, ctx.registry))
+    ctx.announcements.alert = functools.partial(_alert_idle, ctx)
     await ctx.announcements.start()
     closers.append(ctx.announcements.close)
     ctx.devices.on_change = ctx.live.record_changed
+
+
+async def _alert_idle(ctx: HubContext, device_id: str, text: str) -> bool:
+    """An announcement queued for a device connected over MQTT shows on its screen now."""
+    return ctx.mqtt_udp is not None and await ctx.mqtt_udp.alert(device_id, text)
 
 
 async def serve_http(ctx: HubContext, listen: Listen, closers: list[Closer]) -> None:

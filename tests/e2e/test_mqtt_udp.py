@@ -24,6 +24,12 @@ from ..conftest import fake_settings, free_port
 
 SPEECH = pcmlib.voice_like(1200)
 REPLY = ["Okay.", "The kitchen light is on now."]
+# A long answer of different sentences (the hub cuts a repeated one as a loop) and a budget that lets
+# it be said whole (docs/agent.md, Spoken answers).
+LONG = ["The kettle is boiling.", "Rain starts at noon.", "Your parcel arrives today.", "The oven has finished.",
+        "Grandma called twice.", "Traffic looks light.", "The heating is on.", "Bins go out tonight.",
+        "A meeting begins soon.", "The garden needs water."]
+LONG_BUDGET = {"answer_sentences": 20, "answer_seconds": 120}
 MQTT = {"device_mqtt": {"enabled": True, "port": 0}, "udp": {"port": 0}, "devices": {"transport": "mqtt"}}
 
 
@@ -125,7 +131,7 @@ async def test_manual_mode_turn_and_pacing(start_hub):
 # ---------------------------------------------------------------------------- abort and barge-in
 
 async def test_abort_stops_the_answer_and_no_audio_follows(start_hub):
-    hub = await mqtt_hub(start_hub, fake={"llm_reply": "A long answer. " * 10})
+    hub = await mqtt_hub(start_hub, fake={"llm_reply": " ".join(LONG)}, agent=LONG_BUDGET)
     async with MqttSimulatedDevice(ota_url(hub)) as dev:
         turn = await dev.run_turn(SPEECH, mode="manual", abort_after_ms=400, timeout=20)
         assert turn.abort_to_stop is not None and turn.abort_to_stop < 0.150, turn.abort_to_stop
@@ -133,11 +139,11 @@ async def test_abort_stops_the_answer_and_no_audio_follows(start_hub):
         assert all(a.t <= turn.tts_stop_at for a in turn.audio), "audio after tts stop"
         assert len(turn.played) < 30
         again = await dev.run_turn(SPEECH, mode="manual", timeout=20)
-        assert_complete(again, sentences=["A long answer."] * 10)
+        assert_complete(again, sentences=LONG)
 
 
 async def test_barge_in_with_a_new_listen_start(start_hub):
-    hub = await mqtt_hub(start_hub, fake={"llm_reply": "A long answer. " * 10})
+    hub = await mqtt_hub(start_hub, fake={"llm_reply": " ".join(LONG)}, agent=LONG_BUDGET)
     async with MqttSimulatedDevice(ota_url(hub)) as dev:
         await dev.start_listening("auto")
         await dev.stream_pcm(SPEECH)
@@ -155,7 +161,7 @@ async def test_barge_in_with_a_new_listen_start(start_hub):
 
 
 async def test_realtime_voice_over_the_answer_barges_in(start_hub):
-    hub = await mqtt_hub(start_hub, fake={"llm_reply": "A long answer. " * 10})
+    hub = await mqtt_hub(start_hub, fake={"llm_reply": " ".join(LONG)}, agent=LONG_BUDGET)
     async with MqttSimulatedDevice(ota_url(hub), aec=True) as dev:
         await dev.start_listening("realtime")
         await dev.stream_pcm(SPEECH)
@@ -236,6 +242,32 @@ async def test_alert_and_mcp_volume_reach_an_idle_device(start_hub):
         assert await ctx.mqtt_udp.alert("02:00:00:00:99:99", "nobody") is False
 
 
+async def test_an_idle_mqtt_device_is_online_and_an_announcement_shows_at_once_then_is_spoken(start_hub):
+    hub = await mqtt_hub(start_hub)
+    ctx = hub.ctx
+    async with MqttSimulatedDevice(ota_url(hub)) as dev:
+        await dev.wait_until(lambda: ctx.registry.by_device(dev.device_id) is not None, 3)
+        live = ctx.live.get(dev.device_id)
+        assert live is not None and live.online and live.transport == "mqtt" and live.state == "idle"
+        result = await ctx.announcements.say(dev.device_id, "The washing machine is done.")
+        assert result.status == "queued"                 # no audio channel: spoken when one opens
+        alert = await dev.wait_for("alert", timeout=5)
+        assert alert.data["message"] == "The washing machine is done."
+        assert not dev.audio_channel_open
+        since = len(dev.messages)
+        await dev.open_audio_channel()
+        sentence = await dev.wait_for("tts", state="sentence_start", timeout=10, since=since)
+        assert sentence.data["text"] == "The washing machine is done."
+        await dev.wait_for("tts", state="stop", timeout=10, since=since)
+        assert await ctx.announcements.queue.for_device(dev.device_id) == []
+    await asyncio.wait_for(_until(lambda: not ctx.live.is_online(dev.device_id)), 5)
+
+
+async def _until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0.02)
+
+
 # ---------------------------------------------------------------------------- credentials
 
 async def test_revoked_credentials_are_refused_until_the_next_ota_check(start_hub):
@@ -276,7 +308,7 @@ def _udp_sender() -> socket.socket:
 
 
 async def test_replayed_garbage_and_oversized_packets_are_dropped_beside_a_healthy_device(start_hub):
-    hub = await mqtt_hub(start_hub, fake={"llm_reply": "A long answer. " * 4})
+    hub = await mqtt_hub(start_hub, fake={"llm_reply": " ".join(LONG[:4])}, agent=LONG_BUDGET)
     ctx = hub.ctx
     counters = ctx.metrics.counters
     port = ctx.mqtt_udp.udp_port
@@ -314,7 +346,7 @@ async def test_replayed_garbage_and_oversized_packets_are_dropped_beside_a_healt
         assert counters["udp_dropped_bad_length"] >= 1 and counters["udp_dropped_unknown_ssrc"] >= 1
         assert counters["udp_dropped_bad_type"] + counters["udp_dropped_bad_length"] + counters["udp_dropped_short"] >= 40
         turn = await neighbour_turn
-        assert_complete(turn, sentences=["A long answer."] * 4)
+        assert_complete(turn, sentences=LONG[:4])
         assert neighbour.udp_dropped == 0
         # The victim's own channel still works.
         await victim.stop_listening()

@@ -197,7 +197,7 @@ class Session:
                             audio_params=AudioParams("opus", audio.downlink_sample_rate, 1, audio.frame_duration_ms),
                             udp=self._hello_udp)
         await self.send(reply)
-        self.ctx.live.connected(self.device_id, self.id, self.transport)
+        self.ctx.live.connected(self.device_id, self.id, "mqtt" if self.transport == "udp" else "websocket")
         self.set_state(S.IDLE)
         self.ctx.announcements.on_hello(self.announcing)   # queued announcements, before its own request
         if msg.mcp and self.ctx.settings.session.mcp_enabled:

@@ -98,6 +98,7 @@ class MqttDevice:
         channel.on_audio = lambda payload: self._audio_in(conn, payload)
         self.session = session
         previous = ctx.registry.add(session)
+        ctx.live.connected(self.device_id, session.id, "mqtt")   # online while idle, not only in a conversation
         if previous is not None and previous.conn is not conn and not isinstance(previous.conn, MqttUdpConnection):
             # The device was on WebSocket until now (switched transports): that session is over.
             session.spawn(previous.close(CloseCode.REPLACED, "device moved to MQTT"), "replace-ws")
