@@ -10,7 +10,8 @@ reports the outcome.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from homeassistant.components import persistent_notification
 from homeassistant.core import HomeAssistant
@@ -28,6 +29,7 @@ STATUS_SPOKEN = "spoken"
 STATUS_QUEUED = "queued"
 FINAL_STATUSES = frozenset({"spoken", "expired", "dropped", "failed"})
 MAX_TEXT = 1000   # what the hub accepts (docs/api.md, say)
+T = TypeVar("T")
 
 
 def notification_id(device_id: str) -> str:
@@ -45,14 +47,8 @@ async def async_say(hub: XiaozhiHub, device_id: str, text: str, *, priority: str
     if len(text) > MAX_TEXT:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="message_too_long",
                                      translation_placeholders={"max": str(MAX_TEXT)})
-    try:
-        result = await hub.api.say(device_id, text, priority=priority, ttl=ttl)
-    except CannotConnect as err:
-        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="hub_unreachable") from err
-    except InvalidAuth as err:
-        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="invalid_auth") from err
-    except HubRequestError as err:
-        raise _request_error(err, device_id) from err
+    result = await async_hub_call(hub.api.say(device_id, text, priority=priority, ttl=ttl), device_id,
+                                  device_call=False)
     status = str(result.get("status") or "")
     name = hub.devices[device_id].display_name if device_id in hub.devices else device_id
     if status == STATUS_QUEUED:
@@ -85,8 +81,21 @@ def _request_error(err: HubRequestError, device_id: str) -> HomeAssistantError:
                               translation_placeholders={"status": str(err.status), "reason": err.reason})
 
 
+async def async_hub_call(call: Awaitable[T], device_id: str, *, device_call: bool = True) -> T:
+    """Await one hub API call; its failures become the errors Home Assistant shows the user.
+    ``device_call`` (volume, stop): a 409 means the device is not connected or cannot do it."""
+    try:
+        return await call
+    except CannotConnect as err:
+        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="hub_unreachable") from err
+    except InvalidAuth as err:
+        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="invalid_auth") from err
+    except HubRequestError as err:
+        raise (request_error(err, device_id) if device_call else _request_error(err, device_id)) from err
+
+
 def request_error(err: HubRequestError, device_id: str) -> HomeAssistantError:
-    """The same mapping for volume/stop calls (409: the device is not connected or cannot do it)."""
+    """The mapping for volume/stop calls (409: the device is not connected or cannot do it)."""
     if err.status == 409:
         return HomeAssistantError(translation_domain=DOMAIN, translation_key="device_not_ready",
                                   translation_placeholders={"reason": err.reason})

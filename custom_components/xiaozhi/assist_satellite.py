@@ -26,7 +26,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .announce import async_say
 from .api import HubDevice
 from .const import DOMAIN
-from .entity import XiaozhiEntity
+from .entity import XiaozhiEntity, async_setup_device_entities
 from .hub import XiaozhiConfigEntry, XiaozhiHub
 
 PARALLEL_UPDATES = 0
@@ -43,13 +43,7 @@ _STATE_MAP = {
 async def async_setup_entry(
     hass: HomeAssistant, entry: XiaozhiConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    hub = entry.runtime_data
-
-    @callback
-    def add(device: HubDevice) -> None:
-        async_add_entities([XiaozhiSatellite(hub, device)])
-
-    entry.async_on_unload(hub.async_add_platform(add))
+    async_setup_device_entities(entry, async_add_entities, lambda h, d: [XiaozhiSatellite(h, d)])
 
 
 class XiaozhiSatellite(XiaozhiEntity, AssistSatelliteEntity):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from homeassistant.components.binary_sensor import BinarySensorDeviceClass, BinarySensorEntity
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api import HubDevice
-from .entity import XiaozhiEntity
+from .entity import XiaozhiEntity, async_setup_device_entities
 from .hub import XiaozhiConfigEntry, XiaozhiHub
 
 PARALLEL_UPDATES = 0
@@ -17,13 +17,7 @@ PARALLEL_UPDATES = 0
 async def async_setup_entry(
     hass: HomeAssistant, entry: XiaozhiConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    hub = entry.runtime_data
-
-    @callback
-    def add(device: HubDevice) -> None:
-        async_add_entities([Connectivity(hub, device)])
-
-    entry.async_on_unload(hub.async_add_platform(add))
+    async_setup_device_entities(entry, async_add_entities, lambda h, d: [Connectivity(h, d)])
 
 
 class Connectivity(XiaozhiEntity, BinarySensorEntity):

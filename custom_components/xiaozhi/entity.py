@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api import HubDevice
 from .const import DOMAIN
-from .hub import XiaozhiHub
+from .hub import XiaozhiConfigEntry, XiaozhiHub
+
+
+def async_setup_device_entities(
+    entry: XiaozhiConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback,
+    make: Callable[[XiaozhiHub, HubDevice], Iterable[Entity]],
+) -> None:
+    """A platform's setup: ``make`` the entities of each device the hub knows now and of each new one."""
+    hub = entry.runtime_data
+
+    @callback
+    def add(device: HubDevice) -> None:
+        async_add_entities(list(make(hub, device)))
+
+    entry.async_on_unload(hub.async_add_platform(add))
 
 
 class XiaozhiEntity(Entity):

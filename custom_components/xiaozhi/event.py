@@ -10,7 +10,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api import HubDevice
 from .const import EVENT_TURN_FINISHED, EVENT_WAKE
-from .entity import XiaozhiEntity
+from .entity import XiaozhiEntity, async_setup_device_entities
 from .hub import XiaozhiConfigEntry, XiaozhiHub
 
 PARALLEL_UPDATES = 0
@@ -19,13 +19,7 @@ PARALLEL_UPDATES = 0
 async def async_setup_entry(
     hass: HomeAssistant, entry: XiaozhiConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    hub = entry.runtime_data
-
-    @callback
-    def add(device: HubDevice) -> None:
-        async_add_entities([VoiceEvent(hub, device)])
-
-    entry.async_on_unload(hub.async_add_platform(add))
+    async_setup_device_entities(entry, async_add_entities, lambda h, d: [VoiceEvent(h, d)])
 
 
 class VoiceEvent(XiaozhiEntity, EventEntity):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from homeassistant.components.notify import NotifyEntity
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .announce import async_say
 from .api import HubDevice
-from .entity import XiaozhiEntity
+from .entity import XiaozhiEntity, async_setup_device_entities
 from .hub import XiaozhiConfigEntry, XiaozhiHub
 
 PARALLEL_UPDATES = 0
@@ -17,13 +17,7 @@ PARALLEL_UPDATES = 0
 async def async_setup_entry(
     hass: HomeAssistant, entry: XiaozhiConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    hub = entry.runtime_data
-
-    @callback
-    def add(device: HubDevice) -> None:
-        async_add_entities([Speak(hub, device)])
-
-    entry.async_on_unload(hub.async_add_platform(add))
+    async_setup_device_entities(entry, async_add_entities, lambda h, d: [Speak(h, d)])
 
 
 class Speak(XiaozhiEntity, NotifyEntity):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from homeassistant.components.number import NumberEntity, NumberMode
 from homeassistant.const import PERCENTAGE
-from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .announce import request_error
-from .api import CannotConnect, HubDevice, HubRequestError, InvalidAuth
-from .const import DOMAIN
-from .entity import XiaozhiEntity
+from .announce import async_hub_call
+from .api import HubDevice
+from .entity import XiaozhiEntity, async_setup_device_entities
 from .hub import XiaozhiConfigEntry, XiaozhiHub
 
 PARALLEL_UPDATES = 1
@@ -20,13 +18,7 @@ PARALLEL_UPDATES = 1
 async def async_setup_entry(
     hass: HomeAssistant, entry: XiaozhiConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    hub = entry.runtime_data
-
-    @callback
-    def add(device: HubDevice) -> None:
-        async_add_entities([Volume(hub, device)])
-
-    entry.async_on_unload(hub.async_add_platform(add))
+    async_setup_device_entities(entry, async_add_entities, lambda h, d: [Volume(h, d)])
 
 
 class Volume(XiaozhiEntity, NumberEntity):
@@ -47,14 +39,7 @@ class Volume(XiaozhiEntity, NumberEntity):
 
     async def async_set_native_value(self, value: float) -> None:
         volume = round(value)
-        try:
-            result = await self.hub.api.set_volume(self.device_id, volume)
-        except CannotConnect as err:
-            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="hub_unreachable") from err
-        except InvalidAuth as err:
-            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="invalid_auth") from err
-        except HubRequestError as err:
-            raise request_error(err, self.device_id) from err
+        result = await async_hub_call(self.hub.api.set_volume(self.device_id, volume), self.device_id)
         if (device := self.device) is not None:
             device.update({"volume": result.get("volume", volume)})
         self.async_write_ha_state()

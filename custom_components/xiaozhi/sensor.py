@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from homeassistant.components.sensor import SensorDeviceClass, SensorEntity
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api import HubDevice
 from .const import DEVICE_STATES
-from .entity import XiaozhiEntity
+from .entity import XiaozhiEntity, async_setup_device_entities
 from .hub import XiaozhiConfigEntry, XiaozhiHub
 
 PARALLEL_UPDATES = 0
@@ -18,14 +18,8 @@ MAX_STATE_LENGTH = 255  # Home Assistant refuses longer states
 async def async_setup_entry(
     hass: HomeAssistant, entry: XiaozhiConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
-    hub = entry.runtime_data
-
-    @callback
-    def add(device: HubDevice) -> None:
-        async_add_entities([StateSensor(hub, device), TextSensor(hub, device, "last_heard"),
-                            TextSensor(hub, device, "last_reply")])
-
-    entry.async_on_unload(hub.async_add_platform(add))
+    async_setup_device_entities(entry, async_add_entities, lambda h, d: [
+        StateSensor(h, d), TextSensor(h, d, "last_heard"), TextSensor(h, d, "last_reply")])
 
 
 class StateSensor(XiaozhiEntity, SensorEntity):
