@@ -49,7 +49,8 @@ async def test_override_in_store_api_and_ota(start_hub) -> None:
     hub = await start_hub(device_mqtt={"enabled": True, "port": 0}, udp={"port": 0})
     base = f"http://127.0.0.1:{hub.ctx.http_port}"
     await ota_check(f"{base}/xiaozhi/ota/", DEVICE, "uuid-3")
-    async with aiohttp.ClientSession() as http:
+    # The device API needs the hub's admin token (docs/api.md).
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {hub.ctx.admin.current()}"}) as http:
         async with http.post(f"{base}/api/devices/{DEVICE}/transport", json={"transport": "mqtt"}) as r:
             assert r.status == 200
             assert (await r.json())["device"]["transport_override"] == "mqtt"
