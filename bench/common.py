@@ -117,7 +117,11 @@ def hub_status(proc: HubProcess) -> dict[str, Any]:
     import json
     import urllib.request
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{proc.http_port}/api/status", timeout=10) as resp:
+    # /api/ needs the admin token, which the hub wrote into its data folder at start (docs/api.md).
+    token = (Path(proc.data_dir) / "admin_token").read_text().strip()
+    request = urllib.request.Request(f"http://127.0.0.1:{proc.http_port}/api/status",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
         return json.loads(resp.read())
 
 
