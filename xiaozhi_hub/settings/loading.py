@@ -18,7 +18,7 @@ from .engines import (ASR_SCHEMA, AUDIO_SCHEMA, FAKE_SCHEMA, LLM_SCHEMA, TTS_SCH
                       ASRSettings, AudioSettings, FakeSettings, LLMSettings, TTSSettings, VADSettings, VisionSettings)
 from .network import (AUTH_SCHEMA, MDNS_SCHEMA, OTA_SCHEMA, SERVER_SCHEMA, AuthSettings, MDNSSettings, OTASettings,
                       ServerSettings)
-from .integrations import ADDON_SCHEMA, WYOMING_SCHEMA, AddonSettings, WyomingSettings
+from .integrations import ADDON_SCHEMA, MQTT_SCHEMA, WYOMING_SCHEMA, AddonSettings, MqttSettings, WyomingSettings
 from .validators import log_level
 
 
@@ -45,6 +45,7 @@ class Settings:
     memory: MemorySettings = field(default_factory=MemorySettings)
     announce: AnnounceSettings = field(default_factory=AnnounceSettings)
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
     addon: AddonSettings = field(default_factory=AddonSettings)
     data_dir: str = "data"
     models_dir: str = "models/installed"
@@ -81,6 +82,7 @@ SECTIONS: dict[str, tuple[vol.Schema, type]] = {
     "memory": (MEMORY_SCHEMA, MemorySettings),
     "announce": (ANNOUNCE_SCHEMA, AnnounceSettings),
     "wyoming": (WYOMING_SCHEMA, WyomingSettings),
+    "mqtt": (MQTT_SCHEMA, MqttSettings),
     "addon": (ADDON_SCHEMA, AddonSettings),
 }
 TOP_LEVEL: dict[str, Callable[[Any], Any]] = {
