@@ -188,7 +188,7 @@ async def watcher(broker: Broker) -> AsyncIterator[Watcher]:
 
 
 @pytest.fixture
-async def mqtt_hub(start_hub, broker: Broker) -> Callable[..., Any]:
+async def mqtt_hub(broker: Broker, start_hub) -> Callable[..., Any]:
     """``hub = await mqtt_hub(mqtt={...}, ...)``: a hub with the bridge on the test's broker, connected."""
     async def start(wait: bool = True, **sections: Any) -> Hub:
         mqtt = {"host": "127.0.0.1", "port": broker.port, **sections.pop("mqtt", {})}
