@@ -138,7 +138,8 @@ class Watcher:
         return await self.until(lambda m: m.topic == topic and m.payload == payload.encode(), timeout, since)
 
     async def retained(self, topic: str, timeout: float = 10.0) -> Received | None:
-        """What the broker retains on ``topic`` now, read by a fresh subscription (None: nothing)."""
+        """What the broker retains on ``topic`` now, read by a fresh subscription (None: nothing).
+        Only messages the broker replays as retained count: wait for the live one first."""
         got: list[Received] = []
         done = threading.Event()
         c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"probe-{time.monotonic_ns()}")

@@ -56,6 +56,7 @@ async def test_a_devices_discovery_appears_retained_and_validates(mqtt_hub, watc
         validate_device_discovery(hub_msg.topic, hub_msg.json())
         assert config["device"]["via_device"] in hub_msg.json()["device"]["identifiers"]
         # every state topic the entities read is there (retained), with a value they accept
+        await watcher.value(device_topic(dev, "availability"), "online")
         assert (await watcher.retained(comps["state"]["state_topic"])).text in comps["state"]["options"]
         assert (await watcher.retained(comps["connectivity"]["state_topic"])).text == "online"
         assert (await watcher.retained(config["availability"][0]["topic"])).text == "online"
