@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -32,15 +33,19 @@ class Broker:
     """``mosquitto -c <conf>`` with ``listener PORT 127.0.0.1`` and ``allow_anonymous true``; no
     persistence, so a restart loses every retained message (the bridge must republish them)."""
 
-    def __init__(self, tmp: Path, port: int | None = None, extra: str = "") -> None:
+    def __init__(self, tmp: Path, port: int | None = None, extra: str = "", anonymous: bool = True) -> None:
         self.port = port or free_port()
+        self.anonymous = anonymous
         self.conf = tmp / f"mosquitto-{self.port}.conf"
         self.log = tmp / f"mosquitto-{self.port}.log"
         self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> None:
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous {str(self.anonymous).lower()}\n"
+                             "persistence false\n"
+                             # as root, mosquitto would drop to its own user, which cannot read pytest's tmp dirs
+                             + ("user root\n" if os.geteuid() == 0 else "") +
                              f"log_dest file {self.log}\nlog_type error\nlog_type warning\n{self.extra}")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
@@ -85,8 +90,9 @@ class Received:
 class Watcher:
     """An MQTT client of the test: subscribes to ``#``, records every message, publishes commands."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, username: str | None = None, password: str | None = None) -> None:
         self.port = port
+        self.credentials = (username, password)
         self.messages: list[Received] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -95,6 +101,8 @@ class Watcher:
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self._subscribed.set()
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(1, 1)
+        if username:
+            self.client.username_pw_set(username, password)
 
     def _on_message(self, client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
         with self._lock:
@@ -143,6 +151,8 @@ class Watcher:
         got: list[Received] = []
         done = threading.Event()
         c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"probe-{time.monotonic_ns()}")
+        if self.credentials[0]:
+            c.username_pw_set(*self.credentials)
 
         def on_message(client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
             if msg.retain:

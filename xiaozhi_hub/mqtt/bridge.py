@@ -45,6 +45,11 @@ INBOX_SIZE = 1000               # commands waiting to be handled; more are refus
 MAX_PENDING = 64                # volume/stop commands waiting for their devices at once
 HA_ONLINE_DELAY = (0.2, 1.5)    # random delay before republishing discovery on Home Assistant's birth
 RETAINED_LEAVES = ("availability", "state", "volume", "last_heard", "last_reply")
+# The retained topics an event changes.
+STATE_LEAVES: dict[EventType, tuple[str, ...]] = {
+    EventType.DEVICE_CONNECTED: ("availability", "state"), EventType.DEVICE_DISCONNECTED: ("availability", "state"),
+    EventType.STATE: ("state",), EventType.VOLUME: ("volume",), EventType.STT: ("last_heard",),
+    EventType.REPLY: ("last_reply",)}
 LOG_EVERY = 60.0                # bad commands are logged at most ~10 times a minute
 
 
@@ -105,19 +110,18 @@ class MqttBridge:
     def _json(self, topic: str, payload: Any, retain: bool = False) -> None:
         self.client.publish(topic, json.dumps(payload, ensure_ascii=False, separators=(",", ":")), retain)
 
-    def publish_device_state(self, device_id: str) -> None:
-        """The device's retained topics from its live state now (what is unknown is not published)."""
+    def publish_device_state(self, device_id: str, leaves: tuple[str, ...] = RETAINED_LEAVES) -> None:
+        """The device's retained topics (``leaves`` of them) from its live state now; what is not known
+        (no volume reported yet, nothing heard since the hub started) is left as the broker has it."""
         tid = topic_id(device_id)
         live = self.ctx.live.get(device_id)
-        pub = self.client.publish
-        pub(self.topics.device(tid, "availability"), ONLINE if live and live.online else OFFLINE, True)
-        pub(self.topics.device(tid, "state"), live.state if live else OFFLINE, True)
-        if live is not None and live.volume is not None:
-            pub(self.topics.device(tid, "volume"), str(live.volume), True)
-        if live is not None and live.last_heard is not None:
-            pub(self.topics.device(tid, "last_heard"), live.last_heard, True)
-        if live is not None and live.last_reply is not None:
-            pub(self.topics.device(tid, "last_reply"), live.last_reply, True)
+        values = {"availability": ONLINE if live and live.online else OFFLINE, "state": live.state if live else OFFLINE,
+                  "volume": str(live.volume) if live and live.volume is not None else None,
+                  "last_heard": live.last_heard if live else None, "last_reply": live.last_reply if live else None}
+        for leaf in leaves:
+            value = values[leaf]
+            if value is not None:
+                self.client.publish(self.topics.device(tid, leaf), value, True)
 
     def publish_connected_count(self) -> None:
         self.client.publish(self.topics.hub_connected, str(len(self.ctx.live.online_ids())), True)
@@ -186,11 +190,11 @@ class MqttBridge:
             self._json(topic, event.to_json())
         if device_id is None:
             return
-        if event.type in (EventType.DEVICE_CONNECTED, EventType.DEVICE_DISCONNECTED):
-            self.publish_connected_count()
-        if event.type in (EventType.DEVICE_CONNECTED, EventType.DEVICE_DISCONNECTED, EventType.STATE,
-                          EventType.VOLUME, EventType.STT, EventType.REPLY):
-            self.publish_device_state(device_id)
+        leaves = STATE_LEAVES.get(event.type)
+        if leaves is not None:
+            self.publish_device_state(device_id, leaves)
+            if event.type in (EventType.DEVICE_CONNECTED, EventType.DEVICE_DISCONNECTED):
+                self.publish_connected_count()
         elif event.type in (EventType.DEVICE_ADDED, EventType.DEVICE_RENAMED):
             self._spawn(self._device_changed(device_id), "mqtt-device")
         elif event.type is EventType.DEVICE_REMOVED:
