@@ -19,6 +19,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from xiaozhi_hub.app import Hub
+from xiaozhi_hub.mqtt import bridge as mqtt_bridge
 from xiaozhi_hub.mqtt import client as mqtt_client
 from xiaozhi_hub.mqtt.topics import topic_id
 from xiaozhi_hub.simulator import SimulatedDevice
@@ -175,6 +176,12 @@ class Watcher:
 def device_topic(dev: SimulatedDevice | str, leaf: str) -> str:
     device_id = dev if isinstance(dev, str) else dev.device_id
     return f"{BASE}/{topic_id(device_id)}/{leaf}"
+
+
+@pytest.fixture(autouse=True)
+def no_discovery_grace(monkeypatch) -> None:
+    """Discovery at once after the start (tests of the grace set it themselves)."""
+    monkeypatch.setattr(mqtt_bridge, "DISCOVERY_GRACE", 0.0)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ them back."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 
@@ -139,3 +140,38 @@ def test_the_schema_check_catches_what_ha_would_reject_or_ignore(spoil) -> None:
     spoil(bad)
     with pytest.raises(Invalid):
         validate_device_discovery(topic, bad)
+
+
+async def test_a_component_that_registers_soon_after_a_start_sees_no_discovery(mqtt_hub, watcher: Watcher,
+                                                                               monkeypatch) -> None:
+    """After a start, discovery waits out a grace (the broker retains the last run's meanwhile): a Home
+    Assistant component reconnecting within it never sees the devices created and then removed."""
+    from xiaozhi_hub.mqtt import bridge
+    monkeypatch.setattr(bridge, "DISCOVERY_GRACE", 2.0)
+    hub = await mqtt_hub()
+    async with device(hub) as dev, aiohttp.ClientSession() as http:
+        await known(hub, dev.device_id)
+        await watcher.value(device_topic(dev, "state"), "idle")            # states flow during the grace
+        ws = await http.ws_connect(f"http://127.0.0.1:{hub.ctx.http_port}/api/events",
+                                   headers={"Authorization": f"Bearer {hub.ctx.admin.current()}"})
+        await ws.receive(timeout=10)
+        await ws.send_str(json.dumps({"type": "register", "mqtt_discovery": False}))
+        await watcher.until(lambda m: m.topic == config_topic(dev.device_id) and m.payload == b"")
+        while hub.ctx.mqtt.in_grace:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        configs = [m for m in watcher.messages if m.topic.endswith("/config")]
+        assert configs and all(m.payload == b"" for m in configs)
+        await ws.close()
+
+
+async def test_without_a_component_discovery_follows_the_grace(mqtt_hub, watcher: Watcher, monkeypatch) -> None:
+    from xiaozhi_hub.mqtt import bridge
+    monkeypatch.setattr(bridge, "DISCOVERY_GRACE", 1.0)
+    hub = await mqtt_hub()
+    async with device(hub) as dev:
+        await known(hub, dev.device_id)
+        assert hub.ctx.mqtt.in_grace
+        msg = await watcher.until(lambda m: m.topic == config_topic(dev.device_id) and m.payload)
+        assert not hub.ctx.mqtt.in_grace
+        validate_device_discovery(msg.topic, msg.json())

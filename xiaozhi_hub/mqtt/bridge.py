@@ -43,6 +43,9 @@ EVENT_TOPIC_TYPES = frozenset({EventType.WAKE, EventType.STT, EventType.REPLY, E
 SUBSCRIPTION_SIZE = 4096        # events the bridge may fall behind before the bus drops it
 INBOX_SIZE = 1000               # commands waiting to be handled; more are refused on <base>/error
 MAX_PENDING = 64                # volume/stop commands waiting for their devices at once
+# After a start, discovery waits this long (the broker still retains the last run's), so that a Home
+# Assistant component that reconnects and asks for none does not see every device created and removed.
+DISCOVERY_GRACE = 20.0
 HA_ONLINE_DELAY = (0.2, 1.5)    # random delay before republishing discovery on Home Assistant's birth
 RETAINED_LEAVES = ("availability", "state", "volume", "last_heard", "last_reply")
 # The retained topics an event changes.
@@ -68,6 +71,7 @@ class MqttBridge:
         self._waiting: set[asyncio.Task[Any]] = set()       # volume/stop commands waiting for their devices
         self._main: list[asyncio.Task[None]] = []
         self.errors = 0                                     # commands answered on <base>/error
+        self.in_grace = False                               # see DISCOVERY_GRACE
         self._log_window = (0.0, 0)
 
     @property
@@ -80,6 +84,9 @@ class MqttBridge:
             self.known[topic_id(device.device_id)] = device.device_id
         self._main = [asyncio.create_task(self._follow_events(), name="mqtt-events"),
                       asyncio.create_task(self._handle_commands(), name="mqtt-commands")]
+        if DISCOVERY_GRACE > 0 and self.settings.discovery:
+            self.in_grace = True
+            self._main.append(asyncio.create_task(self._end_grace(DISCOVERY_GRACE), name="mqtt-grace"))
         self.ctx.component.discovery_listeners.append(self._discovery_flag)
         self.client.start()
         log.info("MQTT bridge: broker %s, topics %s/…, discovery %s", self.client.where, self.topics.base,
@@ -127,7 +134,11 @@ class MqttBridge:
         self.client.publish(self.topics.hub_connected, str(len(self.ctx.live.online_ids())), True)
 
     def publish_discovery(self, device: Device) -> None:
+        """Its discovery payload, or an empty retained one that removes it while discovery is not allowed
+        (during the start's grace: nothing)."""
         tid = topic_id(device.device_id)
+        if self.discovery_allowed and self.in_grace:
+            return
         if self.discovery_allowed:
             config = device_config(self.topics, device, tid, self.ctx.hub_id, self.ctx.http_url())
             self._json(self.topics.discovery(device_object_id(tid)), config, retain=True)
@@ -136,6 +147,8 @@ class MqttBridge:
 
     def publish_hub_discovery(self) -> None:
         topic = self.topics.discovery(hub_object_id(self.ctx.hub_id))
+        if self.discovery_allowed and self.in_grace:
+            return
         if self.discovery_allowed:
             name = self.ctx.settings.mdns.name or "xiaozhi-hub"
             self._json(topic, hub_config(self.topics, self.ctx.hub_id, name, self.ctx.http_url()), retain=True)
@@ -165,6 +178,12 @@ class MqttBridge:
     def _discovery_flag(self, allowed: bool) -> None:
         """The Home Assistant component registered or left: publish or clear discovery."""
         self._spawn(self.republish(states=False), "mqtt-discovery")
+
+    async def _end_grace(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.in_grace = False
+        if self.discovery_allowed:
+            await self.republish(states=False)
 
     async def _ha_online(self) -> None:
         await asyncio.sleep(random.uniform(*HA_ONLINE_DELAY))     # not every integration at the same instant
