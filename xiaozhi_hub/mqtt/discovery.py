@@ -43,8 +43,9 @@ def hub_object_id(hub_id: str) -> str:
 
 
 def _entity(platform: str, object_id: str, key: str, name: str | None, **options: Any) -> dict[str, Any]:
+    # qos per entity: Home Assistant does not pass a device payload's root qos on to its components.
     return {"platform": platform, "unique_id": f"{object_id}_{key}", "default_entity_id": f"{platform}.{object_id}_{key}",
-            "name": name, **options}
+            "name": name, "qos": 1, **options}
 
 
 def _device_block(device: Device, object_id: str, hub_id: str, configuration_url: str | None) -> dict[str, Any]:
