@@ -58,6 +58,8 @@ async def test_each_malformed_payload_is_reported(mqtt_hub, watcher: Watcher, ca
         await dev.wait_until(lambda: any("Still here." in " ".join(t.sentences) and t.tts_stop_at for t in dev.turns), 15)
         assert [" ".join(t.sentences) for t in dev.turns if t.sentences] == ["Still here."]
     assert hub.ctx.mqtt.errors == len(BAD)
+    assert hub.ctx.metrics.counters["mqtt_command_errors"] == len(BAD)
+    assert hub.ctx.metrics.counters["mqtt_commands"] == len(BAD) + 1
     assert sum("refused a message" in r.getMessage() for r in caplog.records) >= 10      # logged (at most 10 a minute)
     assert not any(r.levelno >= logging.ERROR for r in caplog.records)                  # no crash, no traceback
 

@@ -60,6 +60,7 @@ async def test_a_broker_restart_is_survived_and_availability_restored(mqtt_hub, 
         watcher.stop()
         broker.stop()
         await hub.ctx.mqtt.client.wait_connected(False)
+        assert hub.ctx.metrics.gauges["mqtt_connected"] == 0.0
         turn = await dev.run_turn(SPEECH, mode="manual")     # the conversation goes on without the broker
         assert turn.stt_text == "turn on the kitchen light" and turn.tts_stop_at is not None
         broker.start()                                       # same port, empty: every retained message lost
@@ -67,6 +68,7 @@ async def test_a_broker_restart_is_survived_and_availability_restored(mqtt_hub, 
         await hub.ctx.mqtt.client.wait_connected()
         await watcher.value(f"{BASE}/hub/connected", "1")               # the last of the republished state
         assert hub.ctx.mqtt.client.connects == 2
+        assert hub.ctx.metrics.gauges["mqtt_connected"] == 1.0 and hub.ctx.metrics.counters["mqtt_connects"] == 2
         assert (await watcher.retained(HUB_AVAILABILITY)).text == "online"
         assert (await watcher.retained(device_topic(dev, "availability"))).text == "online"
         assert (await watcher.retained(device_topic(dev, "state"))).text == "idle"

@@ -65,7 +65,7 @@ class MqttBridge:
         self.known: dict[str, str] = {}                     # topic id → device id
         self.commands = Commands(ctx, self.known)
         self.client = MqttClient(s, f"xiaozhi-hub-{ctx.hub_id}", (self.topics.hub_availability, OFFLINE),
-                                 self.topics.subscriptions(), self._connected, self._received)
+                                 self.topics.subscriptions(), self._connected, self._received, self._link_state)
         self._inbox: asyncio.Queue[Inbound] = asyncio.Queue(INBOX_SIZE)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._waiting: set[asyncio.Task[Any]] = set()       # volume/stop commands waiting for their devices
@@ -88,6 +88,7 @@ class MqttBridge:
             self.in_grace = True
             self._main.append(asyncio.create_task(self._end_grace(DISCOVERY_GRACE), name="mqtt-grace"))
         self.ctx.component.discovery_listeners.append(self._discovery_flag)
+        self._link_state(False)
         self.client.start()
         log.info("MQTT bridge: broker %s, topics %s/…, discovery %s", self.client.where, self.topics.base,
                  "on" if self.settings.discovery else "off (mqtt.discovery: false)")
@@ -173,7 +174,11 @@ class MqttBridge:
             self.publish_connected_count()
 
     def _connected(self) -> None:
+        self.ctx.metrics.inc("mqtt_connects")
         self._spawn(self.republish(), "mqtt-republish")
+
+    def _link_state(self, connected: bool) -> None:
+        self.ctx.metrics.gauges["mqtt_connected"] = 1.0 if connected else 0.0
 
     def _discovery_flag(self, allowed: bool) -> None:
         """The Home Assistant component registered or left: publish or clear discovery."""
@@ -263,6 +268,7 @@ class MqttBridge:
             self.report(msg.topic, "retained commands are ignored (publish commands without the retain flag, "
                                    "and clear this one with an empty retained message)")
             return
+        self.ctx.metrics.inc("mqtt_commands")
         if command.command == "say":
             await self._run(command, msg)        # in arrival order: two says are queued in the order sent
         elif len(self._waiting) >= MAX_PENDING:
@@ -281,6 +287,7 @@ class MqttBridge:
     def report(self, topic: str, reason: str) -> None:
         """Answer a command the bridge cannot use on ``<base>/error``, and log it (without the payload)."""
         self.errors += 1
+        self.ctx.metrics.inc("mqtt_command_errors")
         self._json(self.topics.error, {"topic": topic, "error": reason, "ts": round(time.time(), 3)})
         start, count = self._log_window
         now = time.monotonic()

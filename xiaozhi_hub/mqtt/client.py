@@ -50,13 +50,14 @@ class MqttClient:
 
     def __init__(self, settings: MqttSettings, client_id: str, will: tuple[str, str],
                  subscriptions: list[str], on_connected: Callable[[], None],
-                 on_message: Callable[[Inbound], None]) -> None:
+                 on_message: Callable[[Inbound], None], on_state: Callable[[bool], None] | None = None) -> None:
         self.settings = settings
         self.client_id = client_id
         self.will = will
         self.subscriptions = subscriptions
         self._on_connected = on_connected
         self._on_message = on_message
+        self._on_state = on_state              # told True/False as the connection comes and goes
         self.connected = False
         self.connects = 0                      # successful connections so far (tests, status)
         self.published = 0
@@ -161,6 +162,8 @@ class MqttClient:
     def _set(self, connected: bool) -> None:
         self.connected = connected
         self._changed.set()
+        if self._on_state is not None:
+            self._on_state(connected)
 
     def _up(self) -> None:
         if self._paho is None:
