@@ -175,3 +175,17 @@ async def test_without_a_component_discovery_follows_the_grace(mqtt_hub, watcher
         msg = await watcher.until(lambda m: m.topic == config_topic(dev.device_id) and m.payload)
         assert not hub.ctx.mqtt.in_grace
         validate_device_discovery(msg.topic, msg.json())
+
+
+async def test_a_rename_is_published(mqtt_hub, watcher: Watcher) -> None:
+    hub = await mqtt_hub()
+    async with device(hub) as dev:
+        await known(hub, dev.device_id)
+        await watcher.until(lambda m: m.topic == config_topic(dev.device_id) and m.payload)
+        mark = watcher.mark()
+        await hub.ctx.devices.rename(dev.device_id, "Kitchen")
+        renamed = await watcher.until(lambda m: m.topic == config_topic(dev.device_id) and m.payload, since=mark)
+        assert renamed.json()["device"]["name"] == "Kitchen"
+        validate_device_discovery(renamed.topic, renamed.json())
+        watcher.publish(f"{BASE}/Kitchen/say", "Named.")                 # a unique name works in topics too
+        await dev.wait_until(lambda: any("Named." in " ".join(t.sentences) and t.tts_stop_at for t in dev.turns), 15)

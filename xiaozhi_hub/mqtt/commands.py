@@ -11,10 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..net.api import canonical_device_id
 from ..services import control
 from ..services.announce import AnnounceError
-from ..store.devices import DeviceError
+from ..store.devices import DeviceError, DeviceNotFound
 from .topics import ALL, SAY, STOP, VOLUME_SET, Command
 
 if TYPE_CHECKING:
@@ -93,9 +92,11 @@ class Commands:
         if tid in self.known:
             return self.known[tid]
         try:
-            return (await self.ctx.devices.resolve(canonical_device_id(tid))).device_id
-        except DeviceError:
+            return (await self.ctx.devices.resolve(tid)).device_id      # the MAC without colons, or a unique name
+        except DeviceNotFound:
             raise CommandError(f"unknown device {tid!r}") from None
+        except DeviceError as err:                                      # e.g. a name two devices share
+            raise CommandError(str(err)) from None
 
     async def run(self, command: Command, payload: bytes) -> None:
         try:
