@@ -53,6 +53,7 @@ STATE_LEAVES: dict[EventType, tuple[str, ...]] = {
     EventType.DEVICE_CONNECTED: ("availability", "state"), EventType.DEVICE_DISCONNECTED: ("availability", "state"),
     EventType.STATE: ("state",), EventType.VOLUME: ("volume",), EventType.STT: ("last_heard",),
     EventType.REPLY: ("last_reply",)}
+REPUBLISH_BATCH = 25             # devices republished between two turns of the event loop
 LOG_EVERY = 60.0                # bad commands are logged at most ~10 times a minute
 
 
@@ -164,12 +165,14 @@ class MqttBridge:
         self.client.publish(self.topics.hub_availability, ONLINE, True)
         if discovery:
             self.publish_hub_discovery()
-        for device in devices:
+        for n, device in enumerate(devices, 1):
             self.known[topic_id(device.device_id)] = device.device_id
             if discovery:
                 self.publish_discovery(device)
             if states:
                 self.publish_device_state(device.device_id)
+            if n % REPUBLISH_BATCH == 0:
+                await asyncio.sleep(0)          # many devices: let the audio of the others go on meanwhile
         if states:
             self.publish_connected_count()
 
