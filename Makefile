@@ -109,3 +109,35 @@ clean:
 
 distclean: clean
 	rm -rf models/installed data
+
+# -- Home Assistant component tests (custom_components/xiaozhi, tests_ha/) ---------------------------
+# Home Assistant pins its own aiohttp/voluptuous and needs Python 3.13 (HA 2025.4.4), so the component
+# is tested in a venv of its own. It takes ~5 min and ~600 MB to install, so it lives outside the
+# clone, keyed by the pinned versions; it is built in a temporary folder and moved into place when
+# complete, so an interrupted install is never mistaken for a finished one. Always run as
+# `$(HA_VENV)/bin/python -m ...` (the venv may have been moved into place, which breaks bin/ scripts).
+HA_PYTHON   ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)/versions/3.13.0/bin/python3.13
+HA_PHACC    := 0.13.236
+HA_VENV     ?= $(CACHE)/ha-venv/phacc-$(HA_PHACC)-py3.13
+HA_PYTEST_ARGS ?=
+
+.PHONY: ha-venv test-ha
+
+$(HA_VENV)/.complete:
+	@[ -x "$(HA_PYTHON)" ] || { echo "need Python 3.13 for the Home Assistant tests: $(HA_PYTHON) (pyenv install 3.13.0)"; exit 1; }
+	@echo "creating the Home Assistant test venv once ($(HA_VENV), ~5 min)"
+	@set -e; tmp=$(HA_VENV).tmp.$$$$; trap 'rm -rf "$$tmp"' EXIT; mkdir -p $(dir $(HA_VENV)); \
+	  $(HA_PYTHON) -m venv "$$tmp"; \
+	  "$$tmp/bin/python" -m pip install -q --upgrade pip wheel; \
+	  "$$tmp/bin/python" -m pip install -q "pytest-homeassistant-custom-component==$(HA_PHACC)"; \
+	  touch "$$tmp/.complete"; \
+	  mv -T "$$tmp" $(HA_VENV) 2>/dev/null || echo "another make installed $(HA_VENV) meanwhile; using it"
+	@[ -f $@ ] || { echo "the Home Assistant test venv was not created"; exit 1; }
+
+ha-venv: $(HA_VENV)/.complete
+
+# The tests start a real hub from .venv (fake providers, no models) and the hub's device simulator.
+test-ha: ha-venv $(VENV)/.stamp-pip
+	cd tests_ha && HA_TEST_HUB_PYTHON=$(abspath $(BIN))/python $(HA_VENV)/bin/python -m pytest -p no:sugar -q $(HA_PYTEST_ARGS)
+
+test: test-ha

@@ -1,7 +1,8 @@
 """`make bench`: run every benchmark and print one table each.
 
-    python -m bench                 # all
+    python -m bench                 # all, except the opt-in long suites
     python -m bench connections     # one or more by name
+    python -m bench soak            # the 30-minute household run (opt-in, never in the default)
 """
 
 from __future__ import annotations
@@ -19,18 +20,24 @@ SUITES = {
     "quality": ("Answer quality per installed LLM (bench/questions.yaml)", "bench.quality"),
     "wyoming": ("Wyoming STT/TTS next to the devices' path (default models)", "bench.wyoming"),
     "mqtt": ("MQTT say → first audio frame, 1 and 50 devices (fake providers, real Mosquitto)", "bench.mqtt"),
+    "mqtt_udp": ("MQTT+UDP beside WebSocket: 200 idle devices, 20 conversing (fake providers)", "bench.mqtt_udp"),
+}
+# Long suites, run only when named.
+OPT_IN = {
+    "soak": ("A household for 30 minutes: hub memory over time (default models)", "bench.soak"),
 }
 
 
 def main(argv: list[str]) -> int:
     names = argv or list(SUITES)
-    unknown = [n for n in names if n not in SUITES]
+    suites = {**SUITES, **OPT_IN}
+    unknown = [n for n in names if n not in suites]
     if unknown:
-        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(SUITES)}", file=sys.stderr)
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(suites)}", file=sys.stderr)
         return 2
     failed = 0
     for name in names:
-        title, module_name = SUITES[name]
+        title, module_name = suites[name]
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:

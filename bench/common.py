@@ -100,3 +100,99 @@ def print_table(title: str, rows: Iterable[tuple[str, str, str]]) -> None:
     for name, value, target in rows:
         print(f"| {name.ljust(w1)} | {value.ljust(w2)} | {target} |")
     sys.stdout.flush()
+
+
+# ---------------------------------------------------------------------------- shared by the household benches
+
+GAP_S = 0.160          # a pause this long between two downlink frames of one reply is audible (issue 13)
+
+
+def normalise(text: str) -> str:
+    """Lower case, words only: how a transcript is compared with the words that were spoken."""
+    return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+
+
+def hub_status(proc: HubProcess) -> dict[str, Any]:
+    """The hub's ``/api/status`` (latency summaries from the hub's end of speech, counters)."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{proc.http_port}/api/status", timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+class RssPeak:
+    """The highest RSS of a process, sampled every ``period`` seconds while the ``with`` block runs."""
+
+    def __init__(self, pid: int, period: float = 0.5) -> None:
+        self.pid = pid
+        self.period = period
+        self.peak_kb = 0
+        self.samples: list[tuple[float, int]] = []     # (monotonic time, kB)
+        self._task: Any = None
+
+    async def __aenter__(self) -> "RssPeak":
+        import asyncio
+
+        async def sample() -> None:
+            while True:
+                self.sample()
+                await asyncio.sleep(self.period)
+
+        self._task = asyncio.create_task(sample())
+        return self
+
+    def sample(self) -> int:
+        kb = rss_kb(self.pid)
+        self.peak_kb = max(self.peak_kb, kb)
+        self.samples.append((time.monotonic(), kb))
+        return kb
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._task.cancel()
+        self.sample()
+
+
+@dataclass
+class ReplyAudio:
+    gaps: int = 0            # pauses longer than GAP_S between two frames
+    longest: float = 0.0     # the longest pause between two frames (seconds)
+    underruns: int = 0       # times the device's playback buffer ran dry after the first frame
+
+
+def reply_audio(turn: Any, filler_text: str, frame_s: float = 0.060) -> ReplyAudio:
+    """How one reply sounded on the device: its pauses between frames and buffer underruns.
+
+    The wait between "One moment." and the answer is what the filler is for and is not counted."""
+    played = [a.t for a in turn.played]
+    out = ReplyAudio()
+    if len(played) < 2:
+        return out
+    answer_start = None
+    if filler_text in turn.sentences:
+        later = [m.t for m in turn.messages
+                 if m.type == "tts" and m.data.get("state") == "sentence_start" and m.data.get("text") != filler_text]
+        answer_start = later[0] if later else None
+    play_end = played[0] + frame_s
+    for a, b in zip(played, played[1:]):
+        excused = answer_start is not None and a <= answer_start <= b
+        if not excused:
+            out.longest = max(out.longest, b - a)
+            out.gaps += b - a > GAP_S
+            out.underruns += b > play_end + 0.005
+        play_end = max(play_end, b) + frame_s
+    return out
+
+
+def hub_metrics(proc: HubProcess) -> dict[str, float]:
+    """The hub's ``/metrics`` as ``{name{labels}: value}`` (Prometheus text, as the hub writes it)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{proc.http_port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out

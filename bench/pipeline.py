@@ -1,57 +1,68 @@
-"""Per-stage latency with the default offline models, for 1 and 4 simultaneous devices.
+"""A household at once, on the default offline models: 1, 2 and 4 devices asking together.
 
-The command "Turn on the kitchen light." is spoken by the hub's own Piper voice and streamed by
-simulated devices in auto mode (the hub's VAD ends the turn). Every stage is measured from the
-real end of speech (when the last voiced frame left the device), which is what a user feels:
+Each round starts a fresh hub process (``python -m xiaozhi_hub``, models installed, as `make run`
+does) and connects simulated devices (real Opus, stock-firmware behaviour, auto mode: the hub's VAD
+ends each turn). The questions are the bench set below, spoken by the hub's own Piper voice; the
+devices of a round start speaking within the same second (250 ms apart), and the next turn starts
+when every device has heard its answer. The first turn begins right after "ready": the first
+question after start-up counts like any other (and is also shown on its own line).
 
-  VAD end detected → ASR final → LLM first token → first sentence ready → first sentence
-  synthesized → first audio frame on the wire.
+Measured from the device's side: end of speech (the last microphone frame sent) → first audio frame
+heard; whether every turn got a real answer (no busy phrase), the "One moment." fillers, audible
+gaps (> 160 ms between two frames of a reply, the filler's wait excepted), device buffer underruns
+and 40-packet queue overflows, the transcripts against the spoken words, the hub's RSS (ready and
+peak). The hub's own per-stage latencies (from its VAD end of speech) come from ``/api/status``.
 
-Each device first says the command once unmeasured (the first turn after start-up competes with the
-LLM's prompt-cache warm-up; it is reported on its own line), then the measured turns follow.
-
-Also: the Vosk streaming path (the only registry Vosk model is Korean, so its transcript of English
-speech is meaningless: latency only), where the answer starts on the draft transcript during the
-end-of-speech silence; ASR/TTS real-time factors, LLM tokens/s, start-up time and hub RSS with the
-models loaded (a separate hub process, after one turn).
+Also: the bench set through the ASR alone (the fitted window against faster-whisper's 30 s window,
+one by one and four in one pass), and the Vosk streaming path (the only registry Vosk model is
+Korean, so its transcripts of English speech are meaningless: latency only).
 """
 
 from __future__ import annotations
 
 import asyncio
-import tempfile
+import statistics
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
-from xiaozhi_hub.app import Hub
 from xiaozhi_hub.audio import pcm as pcmlib
+from xiaozhi_hub.pipeline.phrases import BUSY_TEXT, ERROR_TEXT, FILLER_TEXT
 from xiaozhi_hub.settings import from_mapping
 from xiaozhi_hub.simulator import SimulatedDevice
 
-from .common import ROOT, hub_process, pct
+from .common import ROOT, ReplyAudio, RssPeak, hub_metrics, hub_process, hub_status, normalise, pct, reply_audio
 
 INSTALLED = ROOT / "models" / "installed"
-COMMAND = "Turn on the kitchen light."
-STAGES = ("draft", "end_of_speech", "asr_final", "first_token", "first_sentence", "first_synth", "first_audio")
-LABELS = {"draft": "draft transcript, speculative answer started",
-          "end_of_speech": "VAD end of speech detected", "asr_final": "ASR final",
-          "first_token": "LLM first token", "first_sentence": "first sentence ready",
-          "first_synth": "first answer sentence synthesized",
-          "first_audio": "first audio frame on the wire (answer, or 'One moment.')"}
+
+# (what the device says, the words a correct transcript has). Whisper writes numbers as digits.
+BENCH_SET = (
+    ("Turn on the kitchen light.", "turn on the kitchen light"),
+    ("What time is it?", "what time is it"),
+    ("Set a timer for five minutes.", "set a timer for 5 minutes"),
+    ("Play some music in the living room.", "play some music in the living room"),
+    ("What will the weather be like tomorrow?", "what will the weather be like tomorrow"),
+    ("Turn off all the lights.", "turn off all the lights"),
+    ("What is the capital of France?", "what is the capital of france"),
+    ("Tell me a story about a dragon.", "tell me a story about a dragon"),
+    ("Set the volume to thirty.", "set the volume to 30"),
+    ("Good morning.", "good morning"),
+    ("Tell me a joke about cats.", "tell me a joke about cats"),   # base hears "the joke" in any window
+    ("How far away is the moon?", "how far away is the moon"),
+)
+FIXED = {BUSY_TEXT, ERROR_TEXT, FILLER_TEXT}
+STAGES = ("asr_final", "first_token", "first_sentence", "first_synth", "first_audio")
+VOSK = {"provider": "vosk", "model": "vosk-ko", "language": "ko"}
 
 
-def _config(data_dir: str, asr: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"server": {"host": "127.0.0.1", "ws_port": 0, "http_port": 0}, "mdns": {"enabled": False},
-            "data_dir": data_dir, "models_dir": str(INSTALLED), "log_level": "warning",
+def config(asr: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"models_dir": str(INSTALLED), "log_level": "warning", "mdns": {"enabled": False},
+            "wyoming": {"enabled": False},
             "asr": {"provider": "whisper", **(asr or {})}, "llm": {"provider": "llamacpp", "max_tokens": 64},
             "tts": {"provider": "piper"}, "session": {"idle_timeout": 600}}
 
 
-VOSK = {"provider": "vosk", "model": "vosk-ko", "language": "ko"}
-VARIED = ("What time is it?", "Set a timer for five minutes.", "Play some music in the living room.",
-          "What will the weather be like tomorrow?", "Turn off all the lights.", "Tell me a joke about cats.")
-
-
-async def _phrases(texts: tuple[str, ...]) -> list[bytes]:
+async def speech_set(texts: tuple[str, ...]) -> list[bytes]:
     """16 kHz speech for ``texts`` from the Piper voice, loaded here just for that."""
     from xiaozhi_hub.compute import ComputePool
     from xiaozhi_hub.providers import tts_piper
@@ -69,144 +80,203 @@ async def _phrases(texts: tuple[str, ...]) -> list[bytes]:
         compute.shutdown()
 
 
-async def _vosk_memory() -> tuple[float, float]:
-    """RSS of a separate hub on the Vosk path: ready, and after six different questions (each
-    recognizer's graph cache grows with new words)."""
-    phrases = await _phrases(VARIED)
-    with hub_process(_config("unused", VOSK), ready_timeout=180) as proc:
-        ready = proc.rss_kb() / 1024
-        async with SimulatedDevice(proc.ws_url, mcp=False) as dev:
-            for pcm in phrases:
-                await dev.run_turn(pcm, mode="auto", timeout=120)
-        return ready, proc.rss_kb() / 1024
+@dataclass
+class TurnResult:
+    device: int
+    turn: int
+    latency: float | None
+    heard: str
+    expected: str
+    sentences: list[str]
+    audio: ReplyAudio
+    overflow: int
+
+    @property
+    def transcript_ok(self) -> bool:
+        return normalise(self.heard) == self.expected
+
+    @property
+    def busy(self) -> bool:
+        return BUSY_TEXT in self.sentences
+
+    @property
+    def filler(self) -> bool:
+        return FILLER_TEXT in self.sentences
+
+    @property
+    def real_answer(self) -> bool:
+        return any(s and s not in FIXED for s in self.sentences)
 
 
-async def _speech(hub: Hub) -> bytes:
-    tts = hub.ctx.providers.tts
-    pcm = b"".join([c async for c in tts.synthesize(COMMAND)])
-    return pcmlib.silence(300, 16000) + pcmlib.resample(pcm, tts.sample_rate, 16000)
+@dataclass
+class Round:
+    devices: int
+    turns: list[TurnResult] = field(default_factory=list)
+    status: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    rss_ready_mb: float = 0.0
+    rss_peak_mb: float = 0.0
+    startup_s: float = 0.0
+    seconds: float = 0.0
 
 
-def _first_audio(session: Any, turn: Any) -> float | None:
-    stamps = session.turn_log[-1] if session.turn_log else {}
-    if "first_audio" not in stamps or turn.speech_sent_until is None:
-        return None
-    return stamps["first_audio"] - turn.speech_sent_until
+async def household(devices: int, turns: int, speech: list[bytes], asr: dict[str, Any] | None = None,
+                    stagger: float = 0.25) -> Round:
+    """``devices`` devices asking together, ``turns`` times, on a fresh hub (see the module docstring)."""
+    result = Round(devices)
+    with hub_process(config(asr), ready_timeout=180) as proc:
+        result.startup_s = proc.startup_s
+        result.rss_ready_mb = proc.rss_kb() / 1024
+        t0 = time.monotonic()
+        async with RssPeak(proc.proc.pid) as rss:
+            sims = [SimulatedDevice(proc.ws_url, mcp=False) for _ in range(devices)]
+            await asyncio.gather(*(d.connect() for d in sims))
+            try:
+                for turn in range(turns):
+                    picks = [(turn * devices + i) % len(speech) for i in range(devices)]
+                    result.turns += await asyncio.gather(*(
+                        _ask(sims[i], i, turn, speech[k], BENCH_SET[k][1], i * stagger) for i, k in enumerate(picks)))
+                    await asyncio.sleep(0.5)
+            finally:
+                await asyncio.gather(*(d.close() for d in sims), return_exceptions=True)
+        result.seconds = time.monotonic() - t0
+        result.rss_peak_mb = rss.peak_kb / 1024
+        result.status = hub_status(proc)
+        result.metrics = hub_metrics(proc)
+    return result
 
 
-async def _device(hub: Hub, speech: bytes, turns: int, samples: dict[str, list[float]], stt: list[str],
-                  answered: list[int], cold: list[float]) -> None:
-    async with SimulatedDevice(f"ws://127.0.0.1:{hub.ctx.ws_port}/xiaozhi/v1/", mcp=False) as dev:
-        session = hub.ctx.registry.by_device(dev.device_id)
-        warm_up = await dev.run_turn(speech, mode="auto", timeout=120)
-        latency = _first_audio(session, warm_up)
-        if latency is not None:
-            cold.append(latency)
-        await asyncio.sleep(0.3)
-        for _ in range(turns):
-            n_before = len(session.turn_log)
-            turn = await dev.run_turn(speech, mode="auto", timeout=120)
-            spoken_end = turn.speech_sent_until
-            if turn.played:
-                answered.append(1)
-            stt.append(turn.stt_text or "")
-            if len(session.turn_log) > n_before and spoken_end is not None:
-                stamps = session.turn_log[-1]
-                for stage in STAGES:
-                    if stage in stamps:
-                        samples[stage].append(stamps[stage] - spoken_end)
-            await asyncio.sleep(0.3)
+async def _ask(dev: SimulatedDevice, index: int, turn: int, pcm: bytes, expected: str, delay: float) -> TurnResult:
+    await asyncio.sleep(delay)
+    rec = await dev.run_turn(pcm, mode="auto", timeout=120)
+    return TurnResult(index, turn, rec.first_audio_latency, rec.stt_text or "", expected, rec.sentences,
+                      reply_audio(rec, FILLER_TEXT), rec.overflow)
 
 
-async def _round(asr: dict[str, Any] | None, devices: int, turns: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        hub = Hub(from_mapping(_config(tmp, asr)))
-        await hub.start()
-        try:
-            speech = await _speech(hub)
-            compute = hub.ctx.compute
-            asr0 = dict(compute.stats["asr"])
-            tts0 = dict(compute.stats["tts"])
-            llm0 = dict(compute.stats["llm"])
-            samples: dict[str, list[float]] = {s: [] for s in STAGES}
-            stt: list[str] = []
-            answered: list[int] = []
-            cold: list[float] = []
-            m = hub.ctx.metrics
-            await asyncio.gather(*(_device(hub, speech, turns, samples, stt, answered, cold) for _ in range(devices)))
-            speech_s = (len(speech) / 32000) * devices * (turns + 1)
-            asr_run = compute.stats["asr"]["run_s"] - asr0.get("run_s", 0)
-            tts_run = compute.stats["tts"]["run_s"] - tts0.get("run_s", 0)
-            llm_run = compute.stats["llm"]["run_s"] - llm0.get("run_s", 0)
-            audio_out = m.counters["frames_out"] * hub.settings.audio.frame_duration_ms / 1000
-            llm_stats = getattr(hub.ctx.providers.llm, "last_stats", None)
-            return {"speech": speech, "samples": samples, "stt": stt, "answered": len(answered), "cold": cold,
-                    "busy": m.counters["busy_answers"], "fillers": m.counters["fillers"],
-                    "speculations": m.counters["speculations"], "hits": m.counters["speculation_hits"],
-                    "asr_rtf": asr_run / speech_s if speech_s else 0.0,
-                    "tts_rtf": tts_run / audio_out if audio_out else 0.0,
-                    "llm_run": llm_run, "llm_stats": llm_stats}
-        finally:
-            await hub.stop()
-
-
-def _stage_rows(prefix: str, r: dict[str, Any]) -> list[tuple[str, str, str]]:
-    rows = []
-    for stage in STAGES:
-        v = r["samples"][stage]
-        if not v:
-            continue
-        target = ""
-        if stage == "first_audio" and prefix.startswith("1 device, whisper"):
-            target = "p50 <= 1500 ms"
-        if stage == "first_audio" and prefix.startswith("1 device, vosk"):
-            target = "p50 <= 800 ms"
-        rows.append((f"{prefix}: {LABELS[stage]}", f"p50 {pct(v, 50)} / p95 {pct(v, 95)} ms", target))
-    if r["cold"]:
-        rows.append((f"{prefix}: first audio of the first turn after start-up (not in the p50)",
-                     " / ".join(f"{c * 1000:.0f}" for c in r["cold"]) + " ms", ""))
+def round_rows(name: str, r: Round, p50_target: str = "", p95_target: str = "") -> list[tuple[str, str, str]]:
+    lat = [t.latency for t in r.turns if t.latency is not None]
+    first = [t.latency for t in r.turns if t.turn == 0 and t.latency is not None]
+    n = len(r.turns)
+    rows = [
+        (f"{name}: end of speech -> first audio", f"p50 {pct(lat, 50)} / p95 {pct(lat, 95)} / max {pct(lat, 100)} ms",
+         " ".join(x for x in (p50_target, p95_target) if x)),
+        (f"{name}: the first turn after start-up", " / ".join(f"{x * 1000:.0f}" for x in first) + " ms", "like any other"),
+        (f"{name}: real answers / busy answers / 'One moment.' fillers",
+         f"{sum(t.real_answer for t in r.turns)}/{n} / {sum(t.busy for t in r.turns)} / {sum(t.filler for t in r.turns)}",
+         f"{n}/{n} / 0 / only when late"),
+        (f"{name}: audible gaps (> 160 ms) / underruns / queue overflows",
+         f"{sum(t.audio.gaps for t in r.turns)} / {sum(t.audio.underruns for t in r.turns)} / "
+         f"{sum(t.overflow for t in r.turns)} (longest pause {max((t.audio.longest for t in r.turns), default=0) * 1000:.0f} ms)",
+         "0 / 0 / 0"),
+        (f"{name}: transcripts exact (bench set)", f"{sum(t.transcript_ok for t in r.turns)}/{n}", ""),
+        (f"{name}: hub RSS ready / peak", f"{r.rss_ready_mb:.0f} / {r.rss_peak_mb:.0f} MB", "<= 900 MB"),
+    ]
+    stages = r.status.get("latency", {})
+    parts = [f"{s} {stages[s]['p50'] * 1000:.0f}/{stages[s]['p95'] * 1000:.0f}" for s in STAGES
+             if stages.get(s, {}).get("count")]
+    if parts:
+        rows.append((f"{name}: hub stages from its VAD end of speech, p50/p95 ms", ", ".join(parts), ""))
+    rows += _estimate_rows(name, r.metrics)
+    for t in r.turns:
+        if not t.transcript_ok:
+            rows.append((f"{name}: transcript of device {t.device} turn {t.turn}", repr(t.heard), repr(t.expected)))
     return rows
 
 
+def _estimate_rows(name: str, m: dict[str, float]) -> list[tuple[str, str, str]]:
+    """The LLM queue's busy estimate against what happened (hubs from before it was checked: none)."""
+    def q(metric: str, quantile: str) -> str:
+        v = m.get(f'xiaozhi_{metric}_seconds{{quantile="{quantile}"}}')
+        return "-" if v is None else f"{v * 1000:.0f}"
+
+    if "xiaozhi_llm_wait_estimates_total" not in m:
+        return []
+    rows = [(f"{name}: LLM queue wait, estimated / real / |error|, p50 (p95) ms",
+             f"{q('llm_wait_predicted', '0.5')} ({q('llm_wait_predicted', '0.95')}) / {q('llm_wait', '0.5')} "
+             f"({q('llm_wait', '0.95')}) / {q('llm_wait_error', '0.5')} ({q('llm_wait_error', '0.95')}), "
+             f"{m['xiaozhi_llm_wait_estimates_total']:.0f} waits", "")]
+    refusals = m.get("xiaozhi_llm_busy_refusals_total", 0)
+    if refusals:
+        rows.append((f"{name}: LLM busy refusals: estimated wait / real drain of the work ahead, p50 ms",
+                     f"{refusals:.0f} refused: {q('llm_busy_predicted', '0.5')} / {q('llm_busy_actual', '0.5')}",
+                     "estimate > llm.max_wait only when the real wait is"))
+    return rows
+
+
+ASR_REPEATS = 3   # Piper's voice differs a little per synthesis: each phrase is spoken this many times
+
+
+async def asr_alone(speech: list[bytes]) -> list[tuple[str, str, str]]:
+    """The bench set through the Whisper provider alone: fitted window against the 30 s window,
+    each phrase in ``ASR_REPEATS`` syntheses (``speech`` and more)."""
+    from xiaozhi_hub.compute import ComputePool
+    from xiaozhi_hub.providers import asr_whisper
+
+    texts = tuple(text for text, _ in BENCH_SET)
+    for _ in range(ASR_REPEATS - 1):
+        speech = speech + await speech_set(texts)
+    compute = ComputePool()
+    asr = await asr_whisper.create(from_mapping({"models_dir": str(INSTALLED)}), compute)
+    audio = [asr_whisper._to_float(p) for p in speech]
+    decoder = getattr(asr, "decoder", None)
+    if decoder is None:     # a hub from before the fitted window: its one decode is the 30 s window
+        def full(batch: list[Any]) -> list[str]:
+            return [asr.transcribe_blocking(a)[0] for a in batch]   # type: ignore[attr-defined]
+        fitted = full
+    else:
+        def full(batch: list[Any]) -> list[str]:
+            return [decoder.transcribe_full(a).text for a in batch]
+
+        def fitted(batch: list[Any]) -> list[str]:
+            return [d.text for d in decoder.transcribe(batch)]
+    try:
+        full_t, full_s = await _timed(compute, [[a] for a in audio], full)
+        one_t, one_s = await _timed(compute, [[a] for a in audio], fitted)
+        four_t, four_s = await _timed(compute, [audio[i:i + 4] for i in range(0, len(audio), 4)], fitted)
+    finally:
+        await asr.aclose()
+        compute.shutdown()
+    expected = [e for _, e in BENCH_SET] * ASR_REPEATS
+
+    def exact(texts: list[str]) -> str:
+        return f"{sum(normalise(t) == e for t, e in zip(texts, expected))}/{len(expected)}"
+
+    same = sum(a == b for a, b in zip(full_t, one_t))
+    return [
+        (f"ASR bench set ({len(BENCH_SET)} phrases x {ASR_REPEATS}), words exact: 30 s window / fitted / fitted, 4 per pass",
+         f"{exact(full_t)} / {exact(one_t)} / {exact(four_t)}", "no worse"),
+        ("ASR bench set: fitted-window transcripts identical to the 30 s window's", f"{same}/{len(expected)}", ""),
+        ("ASR decode per command: 30 s window / fitted window (median)",
+         f"{statistics.median(full_s) * 1000:.0f} / {statistics.median(one_s) * 1000:.0f} ms", ""),
+        ("ASR decode of 4 commands in one pass (median)", f"{statistics.median(four_s) * 1000:.0f} ms", ""),
+    ]
+
+
+async def _timed(compute: Any, batches: list[list[Any]], fn: Any) -> tuple[list[str], list[float]]:
+    texts: list[str] = []
+    seconds: list[float] = []
+    await compute.run("asr", fn, batches[0])          # first call: allocations
+    for batch in batches:
+        t0 = time.perf_counter()
+        texts += await compute.run("asr", fn, batch)
+        seconds.append(time.perf_counter() - t0)
+    return texts, seconds
+
+
 async def run() -> list[tuple[str, str, str]]:
-    rows: list[tuple[str, str, str]] = []
-    one = await _round(None, devices=1, turns=5)
-    # Start-up and memory: a separate hub process, like `make run`, measured after one real turn.
-    with hub_process(_config("unused"), ready_timeout=180) as proc:
-        rss_ready = proc.rss_kb() / 1024
-        async with SimulatedDevice(proc.ws_url, mcp=False) as dev:
-            await dev.run_turn(one["speech"], mode="auto", timeout=120)
-        rss_turn = proc.rss_kb() / 1024
-        startup = proc.startup_s
-    rows.append(("start-up to ready (process launch, models installed)", f"{startup:.1f} s", "<= 10 s"))
-    rows.append(("hub RSS with default models: ready / after a turn", f"{rss_ready:.0f} MB / {rss_turn:.0f} MB",
-                 "<= 900 MB"))
-
-    rows += _stage_rows("1 device, whisper", one)
-    ok = sum(1 for t in one["stt"] if "kitchen light" in t.lower())
-    rows.append(("1 device, whisper: transcripts correct", f"{ok}/{len(one['stt'])}", ""))
-    rows.append(("ASR real-time factor (whisper base, int8)", f"{one['asr_rtf']:.2f}", ""))
-    rows.append(("TTS real-time factor (piper joe medium)", f"{one['tts_rtf']:.3f}", ""))
-    st = one["llm_stats"]
-    if st is not None and st.seconds:
-        rows.append(("LLM tokens/s (SmolLM2-135M Q4_1, last reply)", f"{st.completion_tokens / st.seconds:.0f}", ""))
-
-    four = await _round(None, devices=4, turns=3)
-    rows += _stage_rows("4 devices, whisper", four)
-    rows.append(("4 devices: turns answered with audio / busy answers / 'One moment.' fillers",
-                 f"{four['answered']}/{4 * 3} / {four['busy']} / {four['fillers']}", "all answered"))
-    rows.append(("4 devices: longest silence after end of speech",
-                 f"{max(four['samples']['first_audio']) * 1000:.0f} ms" if four["samples"]["first_audio"] else "-", ""))
-
+    speech = await speech_set(tuple(text for text, _ in BENCH_SET))
+    rows = await asr_alone(speech)
+    one = await household(1, 8, speech)
+    rows.append(("start-up to ready (process launch, models installed)", f"{one.startup_s:.1f} s", "<= 10 s"))
+    rows += round_rows("1 device", one, "p50 <= 800", "p95 <= 1100")
+    rows += round_rows("2 devices", await household(2, 3, speech))
+    rows += round_rows("4 devices", await household(4, 3, speech), "", "p95 <= 2500")
     if (INSTALLED / "vosk-ko").exists():
-        vosk = await _round(VOSK, devices=1, turns=7)
-        rows += _stage_rows("1 device, vosk (ko model, latency only)", vosk)
-        rows.append(("1 device, vosk: speculative answers started / adopted",
-                     f"{vosk['speculations']:.0f} / {vosk['hits']:.0f}", ""))
-        rows.append(("ASR real-time factor (vosk ko, streaming, warm recognizers)", f"{vosk['asr_rtf']:.2f}", ""))
-        ready, after = await _vosk_memory()
-        rows.append(("hub RSS, vosk path: ready / after six different questions",
-                     f"{ready:.0f} MB / {after:.0f} MB", ""))
+        vosk = await household(1, 5, speech, VOSK)
+        lat = [t.latency for t in vosk.turns if t.latency is not None]
+        rows.append(("1 device, vosk (ko model, latency only): end of speech -> first audio",
+                     f"p50 {pct(lat, 50)} / p95 {pct(lat, 95)} ms", ""))
+        rows.append(("1 device, vosk: hub RSS ready / peak", f"{vosk.rss_ready_mb:.0f} / {vosk.rss_peak_mb:.0f} MB", ""))
     else:
         rows.append(("vosk path", "skipped: run `xiaozhi-hub models install vosk-ko`", ""))
     return rows

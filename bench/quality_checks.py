@@ -105,7 +105,8 @@ def find_loop(answer: str) -> str | None:
 
 _UNSPEAKABLE = {
     "code": re.compile(r"`|[{}]|==|!=|->|=>|\+=|:=|\b[A-Za-z_]\w*\([^()]*\)|\b[A-Za-z_]{2,}\.[A-Za-z_]{2,}\w*\("
-                       r"|\b[a-z_][a-z0-9_]*\s*=\s*(?![\d\s.-])\S|^\s*(?:import|from|def|class)\s+\w+"
+                       r"|\b[a-z_][a-z0-9_]*\s*=\s*(?![\d\s.-])\S"
+                       r"|^\s*(?:import\s+[\w.]+\s*$|from\s+[\w.]+\s+import\b|def\s+\w+\s*\(|class\s+\w+\s*[:(])"
                        r"|\"\w+\"\s*:\s*[\"\[\d]"),          # JSON: "name": "..."
     "markdown": re.compile(r"\*\*|__|^\s*#{1,6}\s|^\s*[-*+]\s+\S|\[[^\]]+\]\([^)]*\)|\|", re.MULTILINE),
     "url": re.compile(r"https?://|\bwww\.|\b[\w-]+\.(?:com|org|net|io|gov|edu|cn)\b", re.IGNORECASE),

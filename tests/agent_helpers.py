@@ -70,6 +70,7 @@ class ScriptedLLM:
 
     scripts: list[list[LLMEvent]] = field(default_factory=list)
     name: str = "scripted"
+    calls_tools: bool = True
     seen: list[tuple[list[ChatMessage], list[ToolSpec]]] = field(default_factory=list)
     default: str = "Okay."
 

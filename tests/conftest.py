@@ -20,8 +20,18 @@ FAKE_BASE: dict[str, Any] = {
     "tts": {"provider": "fake"},
     "mdns": {"enabled": False},
     "wyoming": {"enabled": False},      # tests that need it enable it on a free port (tests/wyoming/)
+    "device_mqtt": {"enabled": False},  # likewise (tests/transport/mqtt/, tests/e2e/test_mqtt_udp.py)
     "log_level": "info",
 }
+
+
+# A long fake answer the answer guards let through whole (docs/agent.md, Spoken answers): ten different
+# sentences (a sentence said twice is a loop and is cut), and an answer budget that lets all ten be said
+# (the default is two sentences): ``start_hub(fake={"llm_reply": LONG_REPLY}, agent=LONG_BUDGET)``.
+LONG_SENTENCES = ["One red apple.", "Two blue cars.", "Three old cats.", "Four tall trees.", "Five small boats.",
+                  "Six green hats.", "Seven quiet owls.", "Eight warm loaves.", "Nine bright stars.", "Ten sleepy dogs."]
+LONG_REPLY = " ".join(LONG_SENTENCES)
+LONG_BUDGET: dict[str, Any] = {"answer_sentences": 20, "answer_seconds": 120}
 
 
 def free_port() -> int:

@@ -62,6 +62,7 @@ from .store.device_store import DeviceStore
 from .store.firmware import FirmwareStore
 from .tools.home_assistant import set_home_control
 
+from .transport.mqtt import service as mqtt_udp
 from .transport.registry import SessionRegistry
 from .transport.ws_server import WebSocketServer
 from .vision import VisionModel, public_url
@@ -100,6 +101,17 @@ def configure_compute(settings: Settings) -> ComputePool:
     pool.set_limit("tts", settings.tts.concurrency)
     pool.set_limit("llm", 1, max_wait=settings.llm.max_wait)
     return pool
+
+async def _warmed(ctx: HubContext) -> None:
+    """ "ready" means the first question is answered like any other: wait up to ``llm.ready_wait``
+    for the LLM's prompt-cache warm-up, which that question would otherwise wait for (issue 13;
+    seconds on 2 cores). Past it the hub is ready anyway, and a first question waits for the rest."""
+    if ctx.settings.llm.ready_wait <= 0:
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(ctx.settings.llm.ready_wait):
+            await ctx.agent.llm_warmed()
+
 
 def _call(fn: Callable[[], Any]) -> Closer:
     """A closer for a synchronous release (cancel a task, shut a pool down)."""
@@ -163,9 +175,15 @@ async def open_api_services(ctx: HubContext, closers: list[Closer]) -> None:
     ctx.component = ComponentLink(functools.partial(set_home_control, ctx))
     ctx.announcements = Announcements(ctx.db, ctx.settings.announce, ctx.live,
                                       functools.partial(_announce_target, ctx.registry))
+    ctx.announcements.alert = functools.partial(_alert_idle, ctx)
     await ctx.announcements.start()
     closers.append(ctx.announcements.close)
     ctx.devices.on_change = ctx.live.record_changed
+
+
+async def _alert_idle(ctx: HubContext, device_id: str, text: str) -> bool:
+    """An announcement queued for a device connected over MQTT shows on its screen now."""
+    return ctx.mqtt_udp is not None and await ctx.mqtt_udp.alert(device_id, text)
 
 
 async def serve_http(ctx: HubContext, listen: Listen, closers: list[Closer]) -> None:
@@ -202,10 +220,12 @@ class Hub:
         self.ws_server = WebSocketServer(ctx)
         ctx.ws_port = await self._serve(self.ws_server.app, host, self.settings.server.ws_port)
         await self.ws_server.start()
+        ctx.mqtt_udp = await mqtt_udp.start(ctx)   # before the OTA endpoint, whose replies name its ports
         await self._add_closer(wyoming.start(ctx))   # before mDNS, which advertises its port
         await serve_http(ctx, functools.partial(self._serve, host=host, port=self.settings.server.http_port),
                          self._closers)
         await ctx.agent.start()
+        await _warmed(ctx)
         self._closers.append(ctx.agent.close)
         await self._add_closer(mqtt.start(ctx))        # after the agent: commands may speak at once
         await self._add_closer(supervisor.start(ctx))  # last: announces the ports bound above (add-on only)
@@ -231,6 +251,7 @@ class Hub:
         registry = SessionRegistry()
         stores = await open_stores(settings, db, registry, self._closers)
         metrics = Metrics()
+        compute.metrics = metrics       # the busy estimate, checked against the real waits (/metrics)
         phrases = PhraseCache(providers.tts, settings.audio.downlink_sample_rate, settings.audio.frame_duration_ms,
                               compute)
         auth = device_authenticator(settings, secret, stores.devices)
@@ -270,6 +291,10 @@ class Hub:
         return int(addresses[0][1]) if addresses else port
 
     async def stop(self) -> None:
+        if self.ctx is not None and self.ctx.mqtt_udp is not None:
+            # First: its open channels hear goodbye, and no device gets a new session while going down.
+            await self.ctx.mqtt_udp.stop()
+            self.ctx.mqtt_udp = None
         if self.ws_server is not None:
             grace = self.settings.server.shutdown_grace
             with contextlib.suppress(TimeoutError):
@@ -305,9 +330,13 @@ async def serve(settings: Settings) -> int:
     except BaseException:
         await hub.stop()  # release what was opened (database, models, ports) before reporting
         raise
+    mqtt_line = ""
+    if ctx.mqtt_udp is not None:
+        mqtt_line = (f"  device MQTT (TCP) / UDP:   {ctx.mqtt_udp.mqtt_endpoint(None)} / "
+                     f"port {ctx.mqtt_udp.udp_public_port()}\n")
     print(f"xiaozhi-hub {__version__} ready in {ctx.startup_seconds:.1f}s\n"
           f"  give devices the OTA URL:  {ctx.http_url()}/xiaozhi/ota/\n"
-          f"  WebSocket URL:             {ctx.ws_url()}\n"
+          f"  WebSocket URL:             {ctx.ws_url()}\n" + mqtt_line +
           f"  status page:               {ctx.http_url()}/\n"
           f"  data folder:               {_data_folder(settings)}"
           + (f"\n  Wyoming (Assist STT/TTS):  {ctx.wyoming.uri()}" if ctx.wyoming is not None else ""), flush=True)

@@ -4,6 +4,10 @@ One thread pool for the whole process, sized to the machine, never one per conne
 ("asr", "llm", "tts", "opus", ...) has its own concurrency limit and a FIFO queue in front of it, so
 devices are served in arrival order. A caller that would wait longer than ``max_wait`` gets
 :class:`BusyError` and can answer "busy" instead of leaving the device in silence.
+
+The busy answer rests on an estimate of the wait, so every estimate is checked against what then
+happened: an admitted request's real wait, and for a refused one, how long the work that was ahead
+of it really took to drain. ``/metrics`` reports both (``<kind>_wait*``, ``<kind>_busy*``).
 """
 
 from __future__ import annotations
@@ -11,16 +15,34 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import functools
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, TypeVar
 
 from .providers.base import BusyError
 
+if TYPE_CHECKING:
+    from .metrics import Metrics
+
 T = TypeVar("T")
+
+# Set (per task) while the task does latency-critical work; its jobs then count as urgent while they run.
+_URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("compute_urgent", default=False)
+
+
+class _Ghost:
+    """A refused request, still counted: the work that was ahead of it and when it was refused."""
+
+    __slots__ = ("at", "ahead", "predicted")
+
+    def __init__(self, at: float, ahead: int, predicted: float) -> None:
+        self.at = at
+        self.ahead = ahead
+        self.predicted = predicted
 
 
 class _FairLimit:
@@ -31,13 +53,39 @@ class _FairLimit:
         self.active = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.hold_ewma: float | None = None  # how long a slot is typically held (seconds)
+        self.since: list[float] = []         # when each current holder took its slot
+        self.ghosts: list[_Ghost] = []       # refused requests whose would-be wait is still running
+        self.on_ghost_done: Callable[[_Ghost, float], None] | None = None
 
-    def expected_wait(self) -> float:
-        """Seconds a new arrival would wait, from the queue ahead of it and typical hold times."""
-        ahead = self.waiting + self.active - self.limit + 1
-        if ahead <= 0 or self.hold_ewma is None:
+    def expected_wait(self, now: float | None = None) -> float:
+        """Seconds a new arrival would wait: what the holders typically still need (a typical hold
+        minus what they have held already, at least a tenth of one), then a typical hold for each
+        request queued ahead, shared over the slots."""
+        hold = self.hold_ewma
+        if hold is None or (self.active < self.limit and not self.waiting):
             return 0.0
-        return ahead / self.limit * self.hold_ewma
+        now = time.monotonic() if now is None else now
+        remaining = sum(max(0.1 * hold, hold - (now - t)) for t in self.since)
+        return (remaining + self.waiting * hold) / self.limit
+
+    def refuse(self, predicted: float) -> None:
+        """Remember a refused request, to learn how long it would really have waited."""
+        self.ghosts.append(_Ghost(time.monotonic(), self.active + self.waiting, predicted))
+
+    def _one_left(self) -> None:
+        """A holder or waiter ahead of the ghosts left: those with a free slot now are done."""
+        if not self.ghosts:
+            return
+        now = time.monotonic()
+        still = []
+        for ghost in self.ghosts:
+            ghost.ahead -= 1
+            if ghost.ahead < self.limit:
+                if self.on_ghost_done is not None:
+                    self.on_ghost_done(ghost, now - ghost.at)
+            else:
+                still.append(ghost)
+        self.ghosts = still
 
     def held(self, seconds: float) -> None:
         self.hold_ewma = seconds if self.hold_ewma is None else 0.7 * self.hold_ewma + 0.3 * seconds
@@ -45,6 +93,10 @@ class _FairLimit:
     @property
     def waiting(self) -> int:
         return sum(1 for w in self._waiters if not w.done())
+
+    def queued(self) -> int:
+        """Requests in the queue, for a compute thread to ask (a length, safe to read off the loop)."""
+        return len(self._waiters)
 
     async def acquire(self, timeout: float | None) -> None:
         if self.active < self.limit and not self.waiting:
@@ -66,12 +118,14 @@ class _FairLimit:
                 self._release_slot()
             else:
                 fut.cancel()
+                self._one_left()
             with contextlib.suppress(ValueError):
                 self._waiters.remove(fut)
             raise
         # The slot was transferred to us by release(); active already counts it.
 
     def _release_slot(self) -> None:
+        self._one_left()
         while self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
@@ -99,9 +153,10 @@ class ComputePool:
         self._pinned: dict[str, ThreadPoolExecutor] = {}
         self.stats: dict[str, dict[str, float]] = collections.defaultdict(
             lambda: {"calls": 0, "busy": 0, "wait_s": 0.0, "run_s": 0.0})
-        self._urgent = 0
+        self._urgent = 0             # urgent jobs running now
         self._urgent_cv = threading.Condition()
         self.paused_s = 0.0          # time background work spent paused for urgent work
+        self.metrics: Metrics | None = None   # where the busy estimate's checks go (the app sets it)
 
     def limit(self, kind: str) -> _FairLimit:
         lim = self._limits.get(kind)
@@ -132,32 +187,70 @@ class ComputePool:
         the busy answer (a warm-up of many seconds on a busy machine made later turns look queued)."""
         lim = self.limit(kind)
         wait = self._max_wait.get(kind) if max_wait is None else max_wait
-        if wait is not None and lim.expected_wait() > wait:
+        checked = wait is not None and wait > 0 and not background     # a device's request that may hear "busy"
+        predicted = lim.expected_wait()
+        if wait is not None and predicted > wait:
             # Answer "busy" now rather than after a silent wait that would end the same way.
             self.stats[kind]["busy"] += 1
-            raise BusyError(f"{kind} engine busy (about {lim.expected_wait():.1f}s of work queued)")
+            if checked:
+                self._refused(kind, lim, predicted)
+            raise BusyError(f"{kind} engine busy (about {predicted:.1f}s of work queued)")
         t0 = time.monotonic()
         try:
             await lim.acquire(wait)
         except TimeoutError:
             self.stats[kind]["busy"] += 1
+            if checked:
+                self._observe(f"{kind}_busy_timeout", predicted)
             raise BusyError(f"{kind} engine busy (waited {wait:.1f}s)") from None
         t1 = time.monotonic()
         self.stats[kind]["wait_s"] += t1 - t0
+        if checked:
+            self._waited(kind, predicted, t1 - t0)
+        lim.since.append(t1)
         try:
             yield
         finally:
+            lim.since.remove(t1)
             if not background:
                 lim.held(time.monotonic() - t1)
             lim.release()
 
+    # -- the busy estimate, checked against what happened ---------------------------------------------
+    def _observe(self, name: str, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe(name, seconds)
+
+    def _waited(self, kind: str, predicted: float, actual: float) -> None:
+        """An admitted request: its estimated wait and its real one."""
+        self._observe(f"{kind}_wait", actual)
+        self._observe(f"{kind}_wait_predicted", predicted)
+        self._observe(f"{kind}_wait_error", abs(actual - predicted))
+        if self.metrics is not None:
+            self.metrics.inc(f"{kind}_wait_estimates")
+
+    def _refused(self, kind: str, lim: _FairLimit, predicted: float) -> None:
+        """A refused request: how long the work ahead of it really takes is recorded when it is done."""
+        if lim.on_ghost_done is None:
+            def done(ghost: _Ghost, actual: float) -> None:
+                self._observe(f"{kind}_busy_predicted", ghost.predicted)
+                self._observe(f"{kind}_busy_actual", actual)
+            lim.on_ghost_done = done
+        lim.refuse(predicted)
+        if self.metrics is not None:
+            self.metrics.inc(f"{kind}_busy_refusals")
+
     async def run_in_slot(self, kind: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn`` on the executor; the caller already holds a slot of ``kind``."""
+        """Run ``fn`` on the executor; the caller already holds a slot of ``kind``. Inside
+        :meth:`urgent`, the job counts as urgent work while it runs."""
         loop = asyncio.get_running_loop()
         t0 = time.monotonic()
+        call: Callable[[], T] = functools.partial(fn, *args, **kwargs)
+        if _URGENT.get():
+            call = functools.partial(self._run_urgent, call)
         try:
             executor = self._pinned.get(kind, self._executor)
-            return await loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+            return await loop.run_in_executor(executor, call)
         finally:
             st = self.stats[kind]
             st["calls"] += 1
@@ -171,16 +264,25 @@ class ComputePool:
     # -- latency priority -----------------------------------------------------------------------------
     @contextlib.contextmanager
     def urgent(self) -> Iterator[None]:
-        """Mark latency-critical work in progress: the first sentence a user is waiting to hear.
+        """Mark the current task's work as latency-critical: the first sentence a user is waiting to hear.
 
         On two cores, synthesizing that sentence while an LLM generates (with a thread per core)
-        took ~1.7x as long. Generations call :meth:`pause_for_urgent` between tokens and wait while
-        urgent work runs; the LLM writes far faster than speech plays, so nobody hears the pause.
+        took ~1.7x as long. While one of this task's jobs *runs* (not while it waits in a queue:
+        four devices' first sentences queued for the one TTS engine used to hold the LLM still for
+        seconds), generations that call :meth:`pause_for_urgent` between tokens wait; the LLM
+        writes far faster than speech plays, so nobody hears the pause.
         """
+        token = _URGENT.set(True)
+        try:
+            yield
+        finally:
+            _URGENT.reset(token)
+
+    def _run_urgent(self, call: Callable[[], T]) -> T:
         with self._urgent_cv:
             self._urgent += 1
         try:
-            yield
+            return call()
         finally:
             with self._urgent_cv:
                 self._urgent -= 1

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .store.device_store import DeviceStore
     from .store.firmware import FirmwareStore
     from .supervisor import SupervisorLink
+    from .transport.mqtt.service import MqttUdpTransport
     from .transport.registry import SessionRegistry
 
 
@@ -74,14 +75,15 @@ class HubContext:
     home_control: HomeControl = field(default_factory=NoHomeControl)
     # Always present once the hub has started (built from the context, so set right after it).
     agent: "Agent" = field(init=False)
-    # Switched off by settings (ota.enabled, mdns.enabled, wyoming.enabled; mqtt and vision only when
-    # mqtt.host / vision.base_url are set).
+    # Switched off by settings (ota.enabled, mdns.enabled, wyoming.enabled, device_mqtt.enabled; mqtt and
+    # vision only when mqtt.host / vision.base_url are set).
     ota: "OTAEndpoint | None" = None
     mdns: "HubAdvertiser | None" = None
     wyoming: "WyomingServer | None" = None
     mqtt: "MqttBridge | None" = None               # only when mqtt.host is set
     supervisor: "SupervisorLink | None" = None     # only inside the Home Assistant add-on
     vision: VisionModel | None = None
+    mqtt_udp: "MqttUdpTransport | None" = None     # the device MQTT endpoint and UDP audio (device_mqtt.enabled)
     # What happens on the hub, and each device's live state (sessions report through ``live``).
     events: EventBus = field(default_factory=EventBus)
     live: LiveDevices = field(init=False)

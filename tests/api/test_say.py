@@ -21,7 +21,11 @@ from ..conftest import free_port
 from .conftest import Api
 
 SPEECH = pcmlib.voice_like(1200)
-LONG_REPLY = "This is a long answer that takes a while. " * 6
+# Six different sentences (a repeated one is cut as a loop) said whole (the test's answer budget).
+LONG_REPLY = ("The first part of this answer takes a while. Then comes a second, rather longer part. "
+              "A third one follows it closely. Number four is about the weather. "
+              "The fifth talks of the garden. And the sixth one ends it all.")
+LONG_BUDGET = {"answer_sentences": 20, "answer_seconds": 120}
 
 
 def announcement_turns(dev: SimulatedDevice, text: str) -> list:
@@ -145,7 +149,7 @@ async def test_now_interrupts_a_reply_which_is_stored_as_interrupted(api) -> Non
 
 
 async def test_normal_waits_for_the_reply_to_end(api) -> None:
-    a = await api(fake={"llm_reply": LONG_REPLY, "tts_ms_per_char": 20})
+    a = await api(fake={"llm_reply": LONG_REPLY, "tts_ms_per_char": 20}, agent=LONG_BUDGET)
     async with a.device() as dev:
         turn = await dev.start_listening("manual")
         await dev.stream_pcm(SPEECH)

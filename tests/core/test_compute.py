@@ -85,40 +85,74 @@ async def test_busy_is_answered_at_once_when_the_queue_ahead_is_too_long():
     pool.shutdown()
 
 
-def test_background_work_pauses_while_urgent_work_runs_and_resumes_after():
+def _generation(pool: ComputePool, steps: list[float], done: threading.Event, limit: float = 5.0) -> None:
+    for _ in range(40):               # like llama.cpp's per-token callback
+        pool.pause_for_urgent(limit=limit)
+        steps.append(time.monotonic())
+        time.sleep(0.005)
+    done.set()
+
+
+async def test_background_work_pauses_while_an_urgent_job_runs_and_resumes_after():
     pool = ComputePool(workers=2)
     steps: list[float] = []
     done = threading.Event()
+    started = threading.Event()
+    marks: dict[str, float] = {}
 
-    def generation() -> None:          # like llama.cpp's per-token callback
-        for _ in range(40):
-            pool.pause_for_urgent(limit=5.0)
-            steps.append(time.monotonic())
-            time.sleep(0.005)
-        done.set()
-
-    with pool.urgent():
-        t = threading.Thread(target=generation)
-        t.start()
+    def synthesize() -> None:          # the first sentence's TTS job
+        marks["start"] = time.monotonic()
+        started.set()
         time.sleep(0.2)
-        assert steps == []             # not one step while the first sentence is synthesized
-        released = time.monotonic()
-    assert done.wait(5)
-    t.join()
-    assert steps[0] >= released and len(steps) == 40
-    assert pool.paused_s >= 0.15
+        marks["end"] = time.monotonic()
 
-
-def test_a_pause_for_urgent_work_is_bounded():
-    pool = ComputePool(workers=2)
     with pool.urgent():
+        job = asyncio.create_task(pool.run("tts", synthesize))
+        await asyncio.to_thread(started.wait, 5)
+        t = threading.Thread(target=_generation, args=(pool, steps, done))
+        t.start()
+        await job
+    assert await asyncio.to_thread(done.wait, 5)
+    t.join()
+    assert len(steps) == 40
+    assert not any(marks["start"] + 0.01 < s < marks["end"] for s in steps)   # not one step while it ran
+    assert pool.paused_s >= 0.1
+    pool.shutdown()
+
+
+async def test_an_urgent_job_waiting_in_a_queue_does_not_pause_background_work():
+    """Four devices' first sentences queued for the one TTS engine used to hold the LLM still."""
+    pool = ComputePool(workers=4)
+    pool.set_limit("tts", 1)
+    release = threading.Event()
+    blocker = asyncio.create_task(pool.run("tts", release.wait, 5))    # not urgent: holds the engine
+    await asyncio.sleep(0.05)
+    with pool.urgent():
+        queued = asyncio.create_task(pool.run("tts", time.sleep, 0))    # urgent, but only queued
+        await asyncio.sleep(0.05)
         t0 = time.monotonic()
-        pool.pause_for_urgent(limit=0.1)
+        await asyncio.to_thread(pool.pause_for_urgent, 5.0)
+        assert time.monotonic() - t0 < 0.5                              # no pause: nothing urgent runs
+        release.set()
+        await asyncio.gather(blocker, queued)
+    pool.shutdown()
+
+
+async def test_a_pause_for_urgent_work_is_bounded():
+    pool = ComputePool(workers=2)
+    started = threading.Event()
+    with pool.urgent():
+        job = asyncio.create_task(pool.run("tts", lambda: (started.set(), time.sleep(1.0))))
+        await asyncio.to_thread(started.wait, 5)
+        t0 = time.monotonic()
+        await asyncio.to_thread(pool.pause_for_urgent, 0.1)
         waited = time.monotonic() - t0
-    assert 0.09 <= waited < 1.0         # background work still advances if urgent work never ends
+        await job
+    assert 0.09 <= waited < 0.9         # background work still advances if urgent work never ends
     t0 = time.monotonic()
     pool.pause_for_urgent(limit=5.0)    # nothing urgent: no wait at all
     assert time.monotonic() - t0 < 0.05
+    pool.shutdown()
 
 
 async def test_background_holds_do_not_feed_the_busy_estimate():
@@ -132,4 +166,43 @@ async def test_background_holds_do_not_feed_the_busy_estimate():
     async with pool.slot("llm"):                        # a device's request is
         await asyncio.sleep(0.01)
     assert lim.hold_ewma is not None
+    pool.shutdown()
+
+
+async def test_the_estimate_counts_what_the_holder_still_needs_not_a_whole_hold():
+    pool = ComputePool(workers=2)
+    pool.set_limit("llm", 1, max_wait=10.0)
+    lim = pool.limit("llm")
+    lim.hold_ewma = 2.0
+    async with pool.slot("llm"):
+        now = lim.since[0]
+        assert lim.expected_wait(now) == pytest.approx(2.0)          # just started: a whole hold
+        assert lim.expected_wait(now + 1.5) == pytest.approx(0.5)    # most of it is done
+        assert lim.expected_wait(now + 5.0) == pytest.approx(0.2)    # overdue: a tenth of a hold
+    assert lim.expected_wait() == 0.0                                # free
+    pool.shutdown()
+
+
+async def test_every_estimate_is_checked_against_the_real_wait():
+    from xiaozhi_hub.metrics import Metrics
+
+    pool = ComputePool(workers=4)
+    pool.metrics = Metrics()
+    pool.set_limit("llm", 1, max_wait=15.0)
+    lim = pool.limit("llm")
+    lim.hold_ewma = 10.0                                    # the pool believes a hold takes 10 s...
+    first = asyncio.create_task(pool.run("llm", time.sleep, 0.15))    # ...they take 0.15 s
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(pool.run("llm", time.sleep, 0.15))   # ~10 s ahead: admitted, waits
+    await asyncio.sleep(0.01)
+    with pytest.raises(BusyError):                          # ~20 s ahead > 15 s: refused at once
+        await pool.run("llm", time.sleep, 0)
+    await asyncio.gather(first, second)
+    m = pool.metrics
+    assert m.counters["llm_wait_estimates"] == 2 and m.counters["llm_busy_refusals"] == 1
+    assert sorted(m.latencies["llm_wait"])[-1] > 0.1        # the second one really waited for the first
+    assert max(m.latencies["llm_wait_error"]) > 5           # and the estimate was far off: it shows
+    predicted, actual = m.latencies["llm_busy_predicted"][0], m.latencies["llm_busy_actual"][0]
+    assert predicted > 15.0
+    assert 0.1 < actual < predicted                         # the work ahead drained in well under the estimate
     pool.shutdown()

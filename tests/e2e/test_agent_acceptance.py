@@ -29,7 +29,7 @@ from xiaozhi_hub.audio import pcm as pcmlib
 from xiaozhi_hub.providers.base import ChatMessage
 from xiaozhi_hub.simulator import SimulatedDevice
 
-from ..conftest import fake_settings, free_port, ws_url
+from ..conftest import LONG_BUDGET, LONG_REPLY, fake_settings, free_port, ws_url
 
 SPEECH = pcmlib.voice_like(1200)      # ~1.2 s the VAD hears as speech; the fake ASR "hears" asr_text
 DEVICE = "02:00:00:00:04:01"
@@ -187,8 +187,9 @@ async def test_d_kill_9_during_a_turn_loses_no_committed_dialogue(tmp_path):
         "asr": {"provider": "fake"}, "llm": {"provider": "fake"}, "tts": {"provider": "fake"},
         "mdns": {"enabled": False}, "data_dir": str(data), "log_level": "warning",
         # A slow LLM: the reply streams for ~3 s, so the kill lands mid-turn.
-        "fake": {"asr_text": "tell me about the weather", "llm_reply": "Sunny. " * 12,
-                 "llm_chunk_chars": 7, "llm_chunk_delay_ms": 250},
+        "fake": {"asr_text": "tell me about the weather", "llm_reply": LONG_REPLY,
+                 "llm_chunk_chars": 10, "llm_chunk_delay_ms": 200},
+        "agent": LONG_BUDGET,
     }))
     proc = subprocess.Popen([sys.executable, "-m", "xiaozhi_hub", "--config", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path,
@@ -207,7 +208,7 @@ async def test_d_kill_9_during_a_turn_loses_no_committed_dialogue(tmp_path):
                 assert time.monotonic() < deadline, "hub did not start"
                 await asyncio.sleep(0.2)
         first = await dev.run_turn(SPEECH, timeout=30)       # a whole turn: both messages committed
-        assert first.sentences[0] == "Sunny."
+        assert first.sentences[0] == "One red apple."
         second = await dev.start_listening("auto")
         await dev.stream_pcm(SPEECH)
         await dev.stream_silence(lambda: second.tts_start_at is not None, 10)
@@ -221,7 +222,7 @@ async def test_d_kill_9_during_a_turn_loses_no_committed_dialogue(tmp_path):
             proc.wait(10)
         if proc.stdout:
             proc.stdout.close()
-    reply = ("Sunny. " * 12).strip()
+    reply = LONG_REPLY
     assert rows(data / "hub.db") == [(DEVICE, "user", "tell me about the weather", 0),
                                      (DEVICE, "assistant", reply, 0),
                                      (DEVICE, "user", "tell me about the weather", 0)]
@@ -237,8 +238,7 @@ async def test_goodbye_ends_the_conversation_after_a_short_goodbye(hubs):
 
 
 async def test_an_aborted_llm_reply_is_stored_as_interrupted(hubs):
-    hub = await hubs(fake={"asr_text": "tell me a story", "llm_reply": "Once upon a time. " * 10,
-                           "llm_chunk_delay_ms": 100})
+    hub = await hubs(fake={"asr_text": "tell me a story", "llm_reply": LONG_REPLY, "llm_chunk_delay_ms": 100})
     store = hub.ctx.agent.memory.store
     async with SimulatedDevice(ws_url(hub), device_id=DEVICE) as dev:
         await dev.run_turn(SPEECH, abort_after_ms=300)
@@ -248,4 +248,4 @@ async def test_an_aborted_llm_reply_is_stored_as_interrupted(hubs):
                 break
             await asyncio.sleep(0.02)
     assert [(m.role, m.interrupted) for m in msgs] == [("user", False), ("assistant", True)]
-    assert msgs[1].content.startswith("Once upon a time.") and len(msgs[1].content) < len("Once upon a time. " * 10)
+    assert msgs[1].content.startswith("One red apple.") and len(msgs[1].content) < len(LONG_REPLY)

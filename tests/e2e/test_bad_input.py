@@ -19,7 +19,7 @@ import pytest
 from xiaozhi_hub.auth import mint_token
 from xiaozhi_hub.simulator import SimulatedDevice
 
-from ..conftest import ws_url
+from ..conftest import LONG_BUDGET, LONG_REPLY, LONG_SENTENCES, ws_url
 from .test_turns import SPEECH, assert_complete_turn
 
 HELLO = json.dumps({"type": "hello", "version": 1, "features": {"mcp": True}, "transport": "websocket",
@@ -183,7 +183,7 @@ async def test_thousand_frames_per_second_is_throttled_then_closed_1008(start_hu
 
 
 async def test_abrupt_tcp_close_mid_stream_cleans_up(start_hub):
-    hub = await start_hub(fake={"llm_reply": "A long answer. " * 10})
+    hub = await start_hub(fake={"llm_reply": LONG_REPLY}, agent=LONG_BUDGET)
 
     async def bad() -> None:
         dev = SimulatedDevice(ws_url(hub))
@@ -209,7 +209,7 @@ async def test_abrupt_tcp_close_mid_stream_cleans_up(start_hub):
         await asyncio.wait_for(session.closed.wait(), 3)
         assert turn_task.done()
 
-    await with_bystander(hub, bad, sentences=["A long answer."] * 10)
+    await with_bystander(hub, bad, sentences=LONG_SENTENCES)
 
 
 @pytest.mark.parametrize("auth", [False, True])

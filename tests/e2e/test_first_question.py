@@ -58,7 +58,7 @@ class SlowWarmUpLLM(FakeLLM):
 
 
 async def test_first_question_waits_for_a_slow_warm_up_and_gets_the_llm_answer(tmp_path) -> None:
-    settings = fake_settings(tmp_path, llm={"max_wait": MAX_WAIT}, session={"filler_after_ms": 0})
+    settings = fake_settings(tmp_path, llm={"max_wait": MAX_WAIT, "ready_wait": 0}, session={"filler_after_ms": 0})
     hub = Hub(settings)
     llm = SlowWarmUpLLM(hub)
     providers = Providers(vad=await create_provider("vad", settings, None), asr=FakeASR(settings.fake), llm=llm,

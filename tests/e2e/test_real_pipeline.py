@@ -83,7 +83,7 @@ async def test_first_answer_comes_from_the_llm_however_long_the_warm_up_takes(tm
     """A machine so busy that the warm-up (the real one, on the real model) only starts after the
     first question has waited three times ``llm.max_wait``: the answer still comes from the LLM."""
     max_wait = 1.0
-    settings = real_settings(tmp_path, llm={"max_wait": max_wait})
+    settings = real_settings(tmp_path, llm={"max_wait": max_wait, "ready_wait": 0})   # "ready" must not wait for it
     compute = configure_compute(settings)
     providers = await create_providers(settings, compute)
     llm, release = providers.llm, asyncio.Event()

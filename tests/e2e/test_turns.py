@@ -15,7 +15,7 @@ from xiaozhi_hub.audio.opus import OpusDecoder
 from xiaozhi_hub.simulator import SimulatedDevice
 from xiaozhi_hub.simulator.device import DeviceState
 
-from ..conftest import ws_url
+from ..conftest import LONG_BUDGET, LONG_REPLY, LONG_SENTENCES, ws_url
 
 SPEECH = pcmlib.voice_like(1200)          # ~1.2 s of voiced audio the VAD hears as speech
 REPLY = "Okay. The kitchen light is on now."
@@ -75,7 +75,7 @@ async def test_pacing_is_real_time_with_a_small_lead(start_hub):
 
 
 async def test_abort_while_speaking_stops_within_100ms_and_no_audio_after(start_hub):
-    hub = await start_hub(fake={"llm_reply": "A long answer. " * 10})
+    hub = await start_hub(fake={"llm_reply": LONG_REPLY}, agent=LONG_BUDGET)
     async with SimulatedDevice(ws_url(hub)) as dev:
         turn = await dev.run_turn(SPEECH, mode="manual", abort_after_ms=400)
         assert turn.abort_at is not None and turn.tts_stop_at is not None
@@ -85,7 +85,7 @@ async def test_abort_while_speaking_stops_within_100ms_and_no_audio_after(start_
         assert len(turn.played) < 30  # the 9-second reply was cut short
         # The session is usable afterwards.
         turn2 = await dev.run_turn(SPEECH, mode="manual")
-        assert_complete_turn(turn2, sentences=["A long answer."] * 10)
+        assert_complete_turn(turn2, sentences=LONG_SENTENCES)
 
 
 async def test_abort_when_not_speaking_is_still_answered_with_tts_stop(start_hub):
@@ -97,7 +97,7 @@ async def test_abort_when_not_speaking_is_still_answered_with_tts_stop(start_hub
 
 async def test_barge_in_with_a_new_listen_start_cancels_the_turn(start_hub):
     """Firmware >= 2.3: a wake word while speaking sends abort + listen start; older: listen start."""
-    hub = await start_hub(fake={"llm_reply": "A long answer. " * 10})
+    hub = await start_hub(fake={"llm_reply": LONG_REPLY}, agent=LONG_BUDGET)
     async with SimulatedDevice(ws_url(hub)) as dev:
         await dev.start_listening("auto")
         await dev.stream_pcm(SPEECH)
@@ -119,7 +119,7 @@ async def test_barge_in_with_a_new_listen_start_cancels_the_turn(start_hub):
 
 
 async def test_realtime_mode_voice_during_speaking_barges_in(start_hub):
-    hub = await start_hub(fake={"llm_reply": "A long answer. " * 10})
+    hub = await start_hub(fake={"llm_reply": LONG_REPLY}, agent=LONG_BUDGET)
     async with SimulatedDevice(ws_url(hub)) as dev:
         await dev.start_listening("realtime")
         await dev.stream_pcm(SPEECH)
@@ -321,7 +321,7 @@ async def test_listen_detect_with_a_wake_word_only_starts_a_clean_utterance(star
 
 
 async def test_a_typed_question_while_speaking_interrupts_the_answer(start_hub):
-    hub = await start_hub(fake={"llm_reply": "A long answer. " * 10})
+    hub = await start_hub(fake={"llm_reply": LONG_REPLY}, agent=LONG_BUDGET)
     async with SimulatedDevice(ws_url(hub)) as dev:
         first = await dev.start_listening("manual")
         await dev.stream_pcm(SPEECH)

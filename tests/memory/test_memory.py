@@ -181,19 +181,21 @@ async def test_spoken_forget_clears_the_stored_conversation(tmp_path, db):
 async def test_a_reply_cut_off_by_barge_in_is_kept_and_marked_interrupted(tmp_path, db):
     class Slow:
         name = "slow"
+        calls_tools = True
 
         async def stream(self, messages, tools=()):
-            yield TextDelta("Once upon a time")
+            yield TextDelta("Once upon a time there was a fox. It")
             await asyncio.sleep(30)
-            yield TextDelta(" the end.")
+            yield TextDelta(" lived happily.")
 
     agent = Agent(settings(tmp_path), Slow(), db=db)
     link = FakeLink()
     first = asyncio.Event()
 
     async def consume() -> None:
-        async for _ in agent.reply(link, "Tell me a story."):
-            first.set()
+        async for piece in agent.reply(link, "Tell me a story."):
+            if piece:             # the first sentence (an empty piece marks the LLM's first token)
+                first.set()
 
     task = asyncio.ensure_future(consume())
     await first.wait()
@@ -202,9 +204,9 @@ async def test_a_reply_cut_off_by_barge_in_is_kept_and_marked_interrupted(tmp_pa
         await task
     msgs = await agent.memory.store.messages(link.device_id)
     assert [(m.role, m.content, m.interrupted) for m in msgs] == [
-        ("user", "Tell me a story.", False), ("assistant", "Once upon a time", True)]
+        ("user", "Tell me a story.", False), ("assistant", "Once upon a time there was a fox.", True)]
     chat = await agent.memory.chat_messages(link.device_id, "sys")
-    assert chat[-1].content == "Once upon a time (interrupted)"
+    assert chat[-1].content == "Once upon a time there was a fox. (interrupted)"
     await agent.close()
 
 
@@ -221,6 +223,7 @@ async def test_a_new_turn_stops_a_running_llm_summary_and_it_resumes_afterwards(
         """An LLM whose summaries block until released; chat replies are instant."""
 
         name = "gate"
+        calls_tools = True
 
         def __init__(self) -> None:
             self.release = asyncio.Event()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import re
 
 import pytest
 
@@ -77,6 +76,9 @@ def test_code_markdown_urls_and_emoji_are_told_apart():
     assert found == {"code": "from datetime import timedelta", "markdown": "See **this** page.",
                      "url": "Visit www.example.com for more.", "emoji": "Have a nice day 🙂"}
     assert unspeakable(["Two plus two = 4.", "A cat (named Tom) sat down.", "It's 4:52 PM."]) == {}
+    # Prose that starts like a Python line is not code (a long sentence cut before "from ...").
+    assert unspeakable(["from managing calendars to giving advice.", "class is over at noon."]) == {}
+    assert unspeakable(["import os", "def main():", "class Timer(object):"]).keys() == {"code"}
 
 
 def test_words_count_chinese_characters_as_half_words():
@@ -133,7 +135,9 @@ async def test_prompt_recorder_keeps_instructions_not_conversation():
 
 async def test_an_answer_is_measured_through_the_hub_and_judged(start_hub):
     """The bench's own path (a device per question, `listen detect` text, what reached TTS, the audio
-    the device got), with a scripted fake LLM saying the prompt, looping and reading code."""
+    the device got), with a scripted fake LLM saying the prompt, looping and reading code: the hub's
+    answer guards (pipeline/shaping) let none of it reach TTS, and the bench, which had the prompt
+    recorded, would have seen each of them."""
     reply = ("You are a helpful voice assistant in the home. A: A: A: A: A: "
              "Use timedelta(days=n) for a week.")
     hub = await start_hub(fake={"llm_reply": reply, "llm_chunk_delay_ms": 0, "tts_ms_per_char": 10})
@@ -144,8 +148,9 @@ async def test_an_answer_is_measured_through_the_hub_and_judged(start_hub):
                         asyncio.Lock())
     answer.judge(guard)
     assert answer.error is None and answer.sentences
-    assert answer.seconds > 0.5 and answer.first_audio is not None
-    assert answer.leak == "you are a helpful voice assistant"
-    assert answer.loop is not None and "code" in answer.unspeakable
+    assert answer.seconds > 0.3 and answer.first_audio is not None
+    assert answer.text == "Sorry, I don't have a good answer to that."
+    assert answer.leak is None and answer.loop is None and answer.unspeakable == {}
     assert answer.right is False
-    assert re.search(r"timedelta", answer.text)
+    assert guard.find(reply) == "you are a helpful voice assistant"      # what the bench would have caught
+    assert find_loop(reply) is not None and "code" in unspeakable([reply])

@@ -291,8 +291,9 @@ async def test_a_gated_reply_closed_before_the_gate_opens_leaves_no_trace():
     link = FakeLink()
     gate = asyncio.Event()
     reply = agent.reply(link, "hello", gate=gate)
-    # The whole text is generated ahead (that is the point of speculating)...
-    assert [await reply.__anext__(), await reply.__anext__()] == ["Hello ", "there."]
+    # The whole text is generated ahead (that is the point of speculating): the LLM's first token
+    # (an empty piece, for the turn's timing), then the sentence...
+    assert [await reply.__anext__(), await reply.__anext__()] == ["", "Hello there."]
     # ...but the reply is discarded: nothing reaches the conversation.
     await reply.aclose()
     await asyncio.sleep(0)

@@ -98,8 +98,9 @@ def _devices_list(db: Database, args: argparse.Namespace, settings: Settings) ->
         print("no devices yet (a device is recorded on its first OTA check or connection)")
         return 0
     rows = [[d.device_id, d.name or "-", d.board or "-", d.firmware_version or "-",
-             _device_state(d, settings.ota.activation), _when(d.last_seen)] for d in devices]
-    print(_table(["DEVICE", "NAME", "BOARD", "FIRMWARE", "STATE", "LAST SEEN"], rows))
+             _device_state(d, settings.ota.activation), d.transport_or(settings.devices.transport),
+             _when(d.last_seen)] for d in devices]
+    print(_table(["DEVICE", "NAME", "BOARD", "FIRMWARE", "STATE", "TRANSPORT", "LAST SEEN"], rows))
     return 0
 
 
@@ -144,6 +145,17 @@ def _devices_key(db: Database, args: argparse.Namespace, settings: Settings) -> 
         return 2
     device = db.transaction_sync(lambda c: dev.set_hmac_key(c, args.device, key))
     print(f"{'cleared the' if key is None else 'stored the'} activation HMAC key of {device.label}")
+    return 0
+
+
+def _devices_transport(db: Database, args: argparse.Namespace, settings: Settings) -> int:
+    value = None if args.transport == "default" else args.transport
+    device = db.transaction_sync(lambda c: dev.set_transport(c, args.device, value))
+    effective = device.transport_or(settings.devices.transport)
+    print(f"{device.label} is told {effective}" + (" (devices.transport)" if value is None else "")
+          + " at its next OTA check; it switches when it boots next (restart it to switch now)")
+    if effective == "mqtt" and not settings.device_mqtt.enabled:
+        print("note: device_mqtt.enabled is false, so the hub keeps telling it websocket")
     return 0
 
 
@@ -252,6 +264,10 @@ def _register_devices(subparsers: Any) -> None:
     p.add_argument("device", metavar="ID")
     p.add_argument("key", metavar="HEX", nargs="?")
     p.add_argument("--clear", action="store_true", help="forget the key")
+    p = _leaf(dsub, "transport", "choose the transport a device's OTA reply names (websocket, mqtt, or default: "
+                                 "devices.transport)", _devices_transport)
+    p.add_argument("device", metavar="ID")
+    p.add_argument("transport", choices=("websocket", "mqtt", "default"))
 
 
 def _register_firmware(subparsers: Any) -> None:

@@ -1,6 +1,6 @@
 """``/api/devices``: the JSON API over the device records, and ending the session of a shut-out device.
 
-Routes (list, show, approve, rename, block, unblock, revoke) serve Home Assistant and tools; they
+Routes (list, show, approve, rename, block, unblock, revoke, transport) serve Home Assistant and tools; they
 answer with the public view of a record plus its live state (:mod:`xiaozhi_hub.services.live`). The records, the
 SQL and the cached store are in :mod:`xiaozhi_hub.store`. When a device is blocked or its tokens are
 revoked (by the API or by the CLI in another process), :func:`disconnect` closes its live session
@@ -16,7 +16,7 @@ from aiohttp import web
 
 from ..protocol.close import CloseCode
 from ..store.device_store import REASON_BLOCKED
-from ..store.devices import Device, DeviceError
+from ..store.devices import TRANSPORTS, Device, DeviceError
 from ..transport.registry import SessionRegistry
 from .httputil import API_REFUSED, BadRequest, api_allowed, json_error, read_json_object
 
@@ -46,10 +46,20 @@ async def disconnect(registry: SessionRegistry, device_id: str, reason: str) -> 
     return True
 
 
-def add_routes(app: web.Application, ctx: "HubContext") -> None:
-    """``/api/devices`` JSON API (list, show, approve, rename, block, unblock, revoke) for HA and tools."""
-    limit = ctx.settings.ota.max_body_bytes
+def _transport_route(ctx: "HubContext", limit: int, reply: Callable[[Device], web.Response]) -> Handler:
+    """``POST /api/devices/{id}/transport`` ``{"transport": "websocket" | "mqtt" | null}`` (docs/mqtt-udp.md)."""
+    async def transport(request: web.Request) -> web.StreamResponse:
+        body = await read_json_object(request, limit)
+        value = body.get("transport", "missing")
+        if value not in (None, *TRANSPORTS):
+            raise BadRequest(400, 'expected {"transport": "websocket" | "mqtt" | null} (null: devices.transport)')
+        return reply(await ctx.devices.set_transport(request.match_info["device"], value))
+    return transport
 
+
+def add_routes(app: web.Application, ctx: "HubContext") -> None:
+    """``/api/devices`` JSON API (list, show, approve, rename, block, unblock, revoke, transport) for HA and tools."""
+    limit = ctx.settings.ota.max_body_bytes
     def api(handler: Handler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             if not api_allowed(request, ctx.admin):
@@ -100,6 +110,7 @@ def add_routes(app: web.Application, ctx: "HubContext") -> None:
         return reply(await ctx.devices.revoke(request.match_info["device"]))
 
     app.router.add_get("/api/devices", api(list_))
+    app.router.add_post("/api/devices/{device}/transport", api(_transport_route(ctx, limit, reply)))
     app.router.add_post("/api/devices/approve", api(approve))
     app.router.add_get("/api/devices/{device}", api(show))
     app.router.add_post("/api/devices/{device}/rename", api(rename))

@@ -13,7 +13,10 @@ back decides whether it can talk at all, so the reply is built to the firmware's
   stale MQTT settings) with the URL built from the host name the device used to reach us, unless
   ``server.public_ws_url`` is set, and a freshly minted per-device token. Only string fields: the
   device stores every string/number field of the section in NVS.
-* no ``mqtt`` section (it would switch the device to MQTT+UDP, which the hub does not serve yet).
+* an ``mqtt`` section (endpoint, per-device credentials, keep-alive, topics) only for a device whose
+  transport is ``mqtt`` (its override, else ``devices.transport``): the firmware prefers it over
+  ``websocket`` and switches to MQTT+UDP (docs/mqtt-udp.md). ``websocket`` is still sent, so the
+  device's stored WebSocket settings stay current for the day it is switched back.
 * ``activation`` only while activation is required and the device is not yet approved; then no
   update is offered. The token is there all the same: the socket refuses it (``activation_pending``)
   until the device is approved, and accepts it from then on, so a client that does not repeat its OTA
@@ -46,6 +49,7 @@ from ..store.activation import check_activation_hmac
 from ..store.device_info import collect_info
 from ..store.devices import Device, DeviceReport, InvalidValue, normalize_device_id, token_time, valid_client_id
 from ..store.firmware import DOWNLOAD_PREFIX
+from ..transport.mqtt import service as mqtt_udp
 from .httputil import BadRequest, json_error, read_json_object
 from .ratelimit import RateLimiter, limited
 
@@ -237,6 +241,13 @@ class OTAEndpoint:
             reply["firmware"] = {"version": offer.version,
                                  "url": f"{self.ctx.http_url(host)}{DOWNLOAD_PREFIX}{offer.download_name}"}
             _LOGGER.info("offering firmware %s to %s (running %s)", offer.version, device.label, req.version)
+        if device.transport_or(self.ctx.settings.devices.transport) == "mqtt":
+            transport = await mqtt_udp.for_device(self.ctx)
+            if transport is not None:
+                reply["mqtt"] = transport.ota_mqtt(device, req.client_id, now, host)
+            else:
+                _LOGGER.warning("%s should use MQTT, but the device MQTT endpoint is not running: told WebSocket",
+                                device.label)
         _LOGGER.debug("OTA check from %s (%s %s)", device.label, req.board, req.version)
         return _json(reply)
 

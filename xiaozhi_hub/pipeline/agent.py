@@ -5,7 +5,10 @@ thirty", "set a timer for ten minutes", "关灯") runs its built-in tool at once
 the tool's short confirmation, without the LLM. Everything else goes to the LLM (:mod:`.llm_reply`)
 with the conversation (:mod:`.dialogue`: rolling summary + recent window) and every tool this device
 can reach: the built-ins, the device's MCP tools and legacy IoT things (:mod:`.device_tools`), and
-the home control tool when the Home Assistant hook knows entities.
+the home control tool when the Home Assistant hook knows entities. A model that cannot call tools
+reliably (``llm.tools``; ``auto`` asks the provider) is offered none, and no tool instructions in
+its prompt: the intents carry the tools for it. Its answer is shaped for speech on the way
+(:mod:`.shaping`).
 
 The agent runs inside the session's Turn task, so barge-in/abort cancel it, including a tool call in
 flight.
@@ -38,6 +41,7 @@ from .dialogue import Dialogue
 from .intents import IntentCall, IntentMatch, IntentMatcher, detect_language, intent_call
 from .llm_reply import LlmReply
 from .phrases import DONE, FAILED
+from .shaping import shaper_for
 
 if TYPE_CHECKING:
     from ..context import HubContext
@@ -73,6 +77,8 @@ class Agent:
             self.timers = TimerService(db, settings, ctx.announcements if ctx is not None else None)
         self.env = ToolEnv(settings, timers=self.timers, memory=self.memory, home=None,
                            observe=ctx.live.tool_call if ctx is not None else None)
+        mode = settings.llm.tools
+        self.llm_tools = mode == "on" or (mode == "auto" and llm.calls_tools)   # offer the LLM tools at all
         # Without a database (or with memory disabled) the conversation lives in process only.
         self.dialogue = Dialogue(settings, self.memory)
         self._offered: dict[str, list[ToolSpec]] = {}   # the tools last offered to each device's LLM turns
@@ -100,7 +106,7 @@ class Agent:
     async def _warm_up(self, llm: PromptCacheLLM) -> None:
         t0 = time.monotonic()
         try:
-            await llm.warm_up(self.registry.specs(), self.settings.llm.system_prompt)
+            await llm.warm_up(self.registry.specs() if self.llm_tools else [], self.settings.llm.system_prompt)
         except Exception as err:  # a failed warm-up only costs the first turn some time
             log.info("LLM warm-up skipped: %s", err)
             return
@@ -115,7 +121,8 @@ class Agent:
         t0 = time.monotonic()
         try:
             await self.llm.prefill(await self.dialogue.messages(device_id),
-                                   self._offered.get(device_id, self.registry.specs()), only_if_idle=True)
+                                   self._offered.get(device_id, self.registry.specs() if self.llm_tools else []),
+                                   only_if_idle=True)
         except Exception as err:  # busy or failed: the next turn just pays for the prompt itself
             log.debug("prompt prefill for %s skipped: %s", device_id, err)
             return
@@ -192,7 +199,10 @@ class Agent:
         return (match, call) if call is not None else None
 
     def tools_for(self, link: DeviceLink) -> ToolRegistry:
-        """The built-ins plus this device's MCP and IoT tools (and home control when entities exist)."""
+        """The built-ins plus this device's MCP and IoT tools (and home control when entities exist);
+        none for a model that is not offered tools (``llm.tools``)."""
+        if not self.llm_tools:
+            return ToolRegistry(self.settings.agent.tool_timeout)
         taken = {t.name for t in self.registry}
         extra = device_tools(link, taken, self.settings.session.mcp_call_timeout + 1.0,
                              camera_call_timeout(self.settings) + 1.0)
@@ -283,8 +293,9 @@ class Agent:
         await self.llm_warmed()
         messages = await self.dialogue.messages(link.device_id)
         tools = self.tools_for(link)
-        self._offered[link.device_id] = tools.specs()
-        reply = LlmReply(self.llm, self.dialogue, tools, self._tool_context(link, lang), messages, text,
+        specs = self._offered[link.device_id] = tools.specs()
+        shaper = shaper_for(self.settings, messages, specs, text)
+        reply = LlmReply(self.llm, self.dialogue, tools, self._tool_context(link, lang), messages, text, shaper,
                          max_depth=self.settings.agent.max_tool_depth, gate=gate, count=self._metric)
         async for delta in reply.stream():
             yield delta

@@ -24,3 +24,5 @@ def phrase(settings: Settings, text: str) -> str:
 # The agent's short confirmations after a tool, by the language of the user's words.
 DONE = {"en": "Done.", "zh": "好了。"}
 FAILED = {"en": "Sorry, I couldn't do that.", "zh": "抱歉，我没能做到。"}
+# Said when the answer guards cut everything the LLM wrote (or it wrote nothing): short and honest.
+NO_ANSWER = {"en": "Sorry, I don't have a good answer to that.", "zh": "抱歉，这个问题我答不好。"}

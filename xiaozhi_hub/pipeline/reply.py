@@ -35,6 +35,17 @@ log = logging.getLogger(__name__)
 
 Item = SentenceStart | bytes | EndOfSpeech
 
+LOOKAHEAD_MS = 4000     # audio the producer may have ready beyond the device's pre-buffer
+
+
+def lookahead_frames(frame_ms: int) -> int:
+    """Frames the producer keeps ready ahead of the pacer (~80 bytes each).
+
+    With a few frames only, the next sentence was synthesized when the current one had ~0.5 s left
+    to play; with several devices the TTS engine is queued up and that sentence came late: an
+    audible gap. ~4 s ahead, the next sentence is made while this one plays."""
+    return max(4, LOOKAHEAD_MS // frame_ms)
+
 
 class ReplyChannel(Protocol):
     """The conversation a reply is spoken into (:class:`xiaozhi_hub.session.session.Session`)."""
@@ -59,8 +70,9 @@ class ReplyChannel(Protocol):
         """The answer was cancelled part way (abort, barge-in, an announcement, close) after ``said``."""
 
 
-async def close_stream(stream: AsyncIterator[str]) -> None:
-    """Close a reply stream that may never have been iterated (an async generator holds the LLM)."""
+async def close_stream(stream: AsyncIterator[object]) -> None:
+    """Close a reply (or LLM) stream that may not have been iterated to its end (an async generator
+    holds the LLM until it is closed)."""
     if isinstance(stream, AsyncGenerator):
         await stream.aclose()
 
@@ -79,7 +91,8 @@ class Reply:
             timing = TurnTiming(self.metrics, None)
             channel.turn_log.append(timing.stamps)
         self.timing = timing
-        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=self.settings.audio.prebuffer_frames + 4)
+        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=self.settings.audio.prebuffer_frames
+                                                        + lookahead_frames(self.settings.audio.frame_duration_ms))
         self._sentences: asyncio.Queue[str | None] = asyncio.Queue()   # text is tiny: unbounded
         self._producer: asyncio.Task[None] | None = None
         self._tts_started = 0.0
@@ -111,13 +124,13 @@ class Reply:
             try:
                 async for delta in self.deltas:
                     self.timing.mark("first_token")
-                    for sentence in splitter.feed(delta):
+                    # The agent yields whole pieces (docs/agent.md, Spoken answers): each one ends
+                    # where a sentence may, so it is released now, not when the next one comes.
+                    for sentence in [*splitter.feed(delta), *splitter.flush()]:
                         self._sentences.put_nowait(sentence)
             finally:
                 # A cancelled reply closes the agent's generator (and the LLM stream) right away.
                 await close_stream(self.deltas)
-            for sentence in splitter.flush():
-                self._sentences.put_nowait(sentence)
         except BusyError:
             self.metrics.inc("busy_answers")
             self._sentences.put_nowait(phrase(self.settings, BUSY_TEXT))

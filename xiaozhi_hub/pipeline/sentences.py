@@ -199,6 +199,8 @@ def _is_emoji(ch: str) -> bool:
 _MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
+# A bare domain ("example.com") is said the way people say it: "example dot com".
+_DOMAIN = re.compile(r"\b([a-z0-9][\w-]*)\.(com|org|net|io|gov|edu|cn|uk|de|info|ai|dev|app)\b", re.IGNORECASE)
 _CODE_FENCE = re.compile(r"```[a-zA-Z0-9_+-]*")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s*", re.MULTILINE)
 _BULLET = re.compile(r"^\s*(?:[-*+•·]|\d{1,3}[.)、])\s+", re.MULTILINE)
@@ -225,10 +227,12 @@ def _words_key(text: str) -> str:
 
 
 def clean_for_speech(text: str) -> str:
-    """Markdown, emoji and stray symbols removed; "" when nothing speakable remains."""
+    """Markdown, emoji, URLs and stray symbols removed (a bare domain said as "name dot com");
+    "" when nothing speakable remains."""
     t = _MD_IMAGE.sub(r"\1", text)
     t = _MD_LINK.sub(r"\1", t)
     t = _URL.sub("", t)
+    t = _DOMAIN.sub(r"\1 dot \2", t)
     t = _CODE_FENCE.sub("", t)
     t = _HTML_TAG.sub("", t)
     t = _HRULE.sub("", t)

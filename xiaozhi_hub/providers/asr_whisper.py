@@ -1,13 +1,16 @@
-"""faster-whisper ASR (CTranslate2, int8 on CPU): batch decode at the end of speech.
+"""faster-whisper ASR (CTranslate2, int8 on CPU): decoded at the end of speech, in a fitted window.
 
-Whisper pads every input to 30 s, so decoding costs about the same for 1 s or 5 s of speech
-(~0.8 s for Whisper base on 2 cores). That makes it worth starting the decode *before* the end
-of speech is declared: the segmenter waits ``vad.silence_ms`` (600 ms) of silence before calling
-``finish()``, and that wait is mostly wasted. A stream therefore starts an *early decode* once it
-has seen ``asr.early_decode_ms`` of trailing non-speech; if nothing but silence arrives after it,
-``finish()`` returns (or awaits) that result instead of decoding again. If the user speaks again
-the early result is discarded. Early decodes only run when the ASR engine is idle, so they never
-make another device wait.
+Each utterance is decoded in an encoder window fitted to it (:mod:`.whisper_window`: ~0.15 s for a
+command instead of ~0.7 s for the padded 30 s), and utterances from several devices that wait for
+the engine at the same time are decoded together in one pass (:class:`DecodeBatcher`).
+
+The decode can start *before* the end of speech is declared: the segmenter waits ``vad.silence_ms``
+of silence before calling ``finish()``, and that wait is mostly wasted. A stream therefore starts an
+*early decode* once it has seen ``asr.early_decode_ms`` of trailing non-speech; if nothing but
+silence arrives after it, ``finish()`` returns (or awaits) that result instead of decoding again, and
+:meth:`WhisperStream.draft` hands it to the session, which starts the answer on it while the VAD is
+still waiting. If the user speaks again the early result is discarded. Early decodes only run when
+the ASR engine is idle, so they never make another device wait.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import webrtcvad
 
 from ..models import DEFAULT_ASR_WHISPER, resolve_model
 from .base import UPLINK_SAMPLE_RATE, BusyError, ProviderError, Transcript
+from .whisper_window import Decoded, WindowDecoder
 
 if TYPE_CHECKING:
     from ..compute import ComputePool
@@ -32,6 +36,77 @@ log = logging.getLogger(__name__)
 _FRAME_MS = 30
 _FRAME_BYTES = UPLINK_SAMPLE_RATE * _FRAME_MS // 1000 * 2
 
+_Waiter = tuple[np.ndarray, "asyncio.Future[Decoded]"]
+
+
+class DecodeBatcher:
+    """Utterances waiting for the ASR engine are decoded together: one pass for up to ``batch_max``.
+
+    Whoever finishes first starts a runner; it takes the engine's slot (FIFO with every other ASR
+    user), then everything that queued up meanwhile. A waiter that is cancelled keeps nothing: its
+    utterance is dropped from the next batch (one already being decoded cannot be interrupted).
+    """
+
+    def __init__(self, compute: "ComputePool", decode: Callable[[Sequence[np.ndarray]], list[Decoded]],
+                 batch_max: int) -> None:
+        self.compute = compute
+        self.decode = decode
+        self.batch_max = max(1, batch_max)
+        self._waiting: list[_Waiter] = []
+        self._runner: asyncio.Task[None] | None = None
+        self.batches = 0               # decode passes run
+        self.utterances = 0            # utterances they decoded
+
+    def idle(self) -> bool:
+        lim = self.compute.limit("asr")
+        return not self._waiting and lim.active < lim.limit and not lim.waiting
+
+    async def transcribe(self, audio: np.ndarray) -> Decoded:
+        fut: asyncio.Future[Decoded] = asyncio.get_running_loop().create_future()
+        self._waiting.append((audio, fut))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run(), name="whisper-batches")
+        return await fut
+
+    async def _run(self) -> None:
+        while any(not fut.done() for _, fut in self._waiting):
+            try:
+                async with self.compute.slot("asr"):
+                    await self._one_batch()
+            except BusyError as err:
+                self._fail(self._take(len(self._waiting)), err)
+
+    def _take(self, n: int) -> list[_Waiter]:
+        live = [w for w in self._waiting if not w[1].done()]
+        self._waiting = live[n:]
+        return live[:n]
+
+    async def _one_batch(self) -> None:
+        batch = self._take(self.batch_max)
+        if not batch:
+            return
+        try:
+            results = await self.compute.run_in_slot("asr", self.decode, [audio for audio, _ in batch])
+        except Exception as err:
+            self._fail(batch, ProviderError(f"whisper decode failed: {err}"))
+            return
+        self.batches += 1
+        self.utterances += len(batch)
+        for (_, fut), result in zip(batch, results):
+            if not fut.done():
+                fut.set_result(result)
+
+    @staticmethod
+    def _fail(batch: list[_Waiter], err: Exception) -> None:
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_exception(err)
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+        self._fail(self._take(len(self._waiting)), ProviderError("whisper model is closed"))
+
 
 class WhisperASR:
     """The shared faster-whisper model; hands out one :class:`WhisperStream` per utterance."""
@@ -40,30 +115,31 @@ class WhisperASR:
     streaming = False
 
     def __init__(self, model: Any, compute: "ComputePool", *, language: str | None, beam_size: int,
-                 early_decode_ms: int = 150, vad_aggressiveness: int = 2) -> None:
+                 early_decode_ms: int = 150, vad_aggressiveness: int = 2, window_s: float = 10.0,
+                 batch_max: int = 4) -> None:
         self.model = model
         self.compute = compute
         self.language = language
         self.beam_size = beam_size
         self.early_decode_ms = early_decode_ms
         self.vad_aggressiveness = vad_aggressiveness
+        self.decoder = WindowDecoder(model, language=language, beam_size=beam_size, window_s=window_s)
+        self.batcher = DecodeBatcher(compute, self.decoder.transcribe, batch_max)
 
     def open_stream(self) -> "WhisperStream":
         return WhisperStream(self)
 
-    def transcribe_blocking(self, audio: np.ndarray) -> tuple[str, str | None]:
-        """Decode float32 16 kHz audio (runs on a compute thread)."""
-        segments, info = self.model.transcribe(
-            audio, language=self.language, beam_size=self.beam_size, temperature=0.0,
-            condition_on_previous_text=False, without_timestamps=True, vad_filter=False)
-        text = "".join(s.text for s in segments).strip()
-        return text, getattr(info, "language", self.language)
+    async def transcribe(self, audio: np.ndarray) -> Decoded:
+        """Decode float32 16 kHz audio, batched with whatever else is waiting."""
+        if self.model is None:
+            raise ProviderError("whisper model is closed")
+        return await self.batcher.transcribe(audio)
 
     def engine_idle(self) -> bool:
-        lim = self.compute.limit("asr")
-        return lim.active < lim.limit and not lim.waiting
+        return self.batcher.idle()
 
     async def aclose(self) -> None:
+        self.batcher.close()
         self.model = None
 
 
@@ -76,7 +152,7 @@ class WhisperStream:
         self._vad = webrtcvad.Vad(asr.vad_aggressiveness)
         self._vad_pos = 0                    # bytes of _pcm already classified
         self._last_voiced_end = 0            # byte offset just after the last voiced frame
-        self._early: asyncio.Task[tuple[str, str | None]] | None = None
+        self._early: asyncio.Task[Decoded] | None = None
         self._early_end = 0                  # byte length of the audio the early decode covers
         self._closed = False
         self.early_hits = 0                  # finish() used an early result (for tests and metrics)
@@ -91,8 +167,22 @@ class WhisperStream:
         return None
 
     async def draft(self) -> Transcript | None:
-        """None: a batch engine has no transcript before it decodes (its early decode covers that)."""
-        return None
+        """The early decode's transcript (started now if the engine is idle and none covers the
+        speech yet), or None when the engine is busy: the session may start the answer on it."""
+        if self._closed or self._asr.early_decode_ms <= 0:
+            return None
+        self._classify()
+        if not self._early_covers_speech():
+            self._start_early()
+        if self._early is None or not self._early_covers_speech():
+            return None
+        try:
+            decoded = await asyncio.shield(self._early)
+        except asyncio.CancelledError:
+            raise
+        except Exception:           # the final decode will report it
+            return None
+        return Transcript(text=decoded.text, final=False, language=decoded.language)
 
     def _classify(self) -> None:
         while self._vad_pos + _FRAME_BYTES <= len(self._pcm):
@@ -101,24 +191,24 @@ class WhisperStream:
             if self._vad.is_speech(frame, UPLINK_SAMPLE_RATE):
                 self._last_voiced_end = self._vad_pos
 
+    def _early_covers_speech(self) -> bool:
+        return self._early is not None and self._early_end >= self._last_voiced_end > 0
+
     def _maybe_start_early(self) -> None:
         if self._last_voiced_end == 0 or (self._early is not None and not self._early.done()):
             return
         silence_ms = (self._vad_pos - self._last_voiced_end) * 1000 // (UPLINK_SAMPLE_RATE * 2)
-        if silence_ms < self._asr.early_decode_ms:
+        if silence_ms < self._asr.early_decode_ms or self._early_covers_speech():
             return
-        if self._early is not None and self._early_end >= self._last_voiced_end:
-            return  # the current early result already covers every voiced frame
+        self._start_early()
+
+    def _start_early(self) -> None:
+        if self._last_voiced_end == 0 or (self._early is not None and not self._early.done()):
+            return
         if not self._asr.engine_idle():
             return  # never make another device wait for a speculative decode
         self._early_end = len(self._pcm)
-        audio = _to_float(bytes(self._pcm))
-        self._early = asyncio.ensure_future(self._early_decode(audio))
-
-    async def _early_decode(self, audio: np.ndarray) -> tuple[str, str | None]:
-        # max_wait=0: a speculative decode takes the engine only when it is free right now.
-        async with self._asr.compute.slot("asr", max_wait=0.0):
-            return await self._asr.compute.run_in_slot("asr", self._asr.transcribe_blocking, audio)
+        self._early = asyncio.ensure_future(self._asr.transcribe(_to_float(bytes(self._pcm))))
 
     async def finish(self) -> Transcript:
         if self._closed:
@@ -126,26 +216,20 @@ class WhisperStream:
         if self._asr.early_decode_ms > 0:
             self._classify()
         early = self._early
-        if early is not None and self._early_end >= self._last_voiced_end > 0:
+        if early is not None and self._early_covers_speech():
             try:
-                text, lang = await asyncio.shield(early)
+                decoded = await asyncio.shield(early)
             except asyncio.CancelledError:
                 raise
-            except Exception as err:  # busy or failed early decode: fall back to the normal one
+            except Exception as err:  # failed early decode: fall back to the normal one
                 log.debug("early decode not used: %s", err)
             else:
                 self.early_hits += 1
-                return Transcript(text=text, final=True, language=lang)
+                return Transcript(text=decoded.text, final=True, language=decoded.language)
         if not self._pcm:
             return Transcript(text="", final=True, language=self._asr.language)
-        audio = _to_float(bytes(self._pcm))
-        try:
-            text, lang = await self._asr.compute.run("asr", self._asr.transcribe_blocking, audio)
-        except BusyError:
-            raise
-        except Exception as err:
-            raise ProviderError(f"whisper decode failed: {err}") from err
-        return Transcript(text=text, final=True, language=lang)
+        decoded = await self._asr.transcribe(_to_float(bytes(self._pcm)))
+        return Transcript(text=decoded.text, final=True, language=decoded.language)
 
     async def close(self) -> None:
         self._closed = True
@@ -189,6 +273,10 @@ async def create(settings: "Settings", compute: "ComputePool") -> WhisperASR:
         raise ProviderError(f"asr model {path}: cannot load with faster-whisper ({err})") from err
     log.info("whisper model %s loaded in %.2fs", path, time.monotonic() - t0)
     language = None if settings.asr.language in ("", "auto") else settings.asr.language
-    return WhisperASR(model, compute, language=language, beam_size=settings.asr.beam_size,
-                      early_decode_ms=settings.asr.early_decode_ms,
-                      vad_aggressiveness=settings.vad.aggressiveness)
+    asr = WhisperASR(model, compute, language=language, beam_size=settings.asr.beam_size,
+                     early_decode_ms=settings.asr.early_decode_ms,
+                     vad_aggressiveness=settings.vad.aggressiveness, window_s=settings.asr.window_s,
+                     batch_max=settings.asr.batch_max)
+    # The fitted window's first pass allocates its buffers: pay that now, not on the first turn.
+    await compute.run("load", asr.decoder.transcribe, [np.zeros(UPLINK_SAMPLE_RATE, dtype=np.float32)])
+    return asr

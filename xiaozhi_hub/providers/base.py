@@ -128,6 +128,9 @@ LLMEvent = TextDelta | ToolCall
 @runtime_checkable
 class LLM(Protocol):
     name: str
+    # Whether this model calls tools reliably; with ``llm.tools: auto`` a model that does not is
+    # offered no tools (and no tool instructions in its prompt).
+    calls_tools: bool
 
     def stream(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = ()

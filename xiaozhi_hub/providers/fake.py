@@ -106,6 +106,7 @@ class FakeLLM:
     """
 
     name = "fake"
+    calls_tools = True
 
     def __init__(self, settings: FakeSettings) -> None:
         self.settings = settings

@@ -8,19 +8,29 @@ The generation runs on a compute thread and hands text to the event loop token b
 consuming task is cancelled (barge-in, abort), a stop flag is set; llama.cpp checks it after every
 token through a stopping criterion, so the slot is free again within a token or two.
 
+**Taking turns.** The LLM writes far faster than speech plays, so a reply does not need the model
+until it is done: once it has written ``YIELD_AFTER_CHARS`` (about three seconds of speech) up to
+the end of a sentence and another device is waiting for the model, it gives the slot up (at most
+``YIELDS`` times a reply), queues again at the back, and continues from its prompt plus the text
+so far. Four devices asking at once each hear their first sentence after the others' first
+sentences, not after their whole answers; the speech already written covers the wait for the rest
+(yielding after a one-word sentence left audible gaps).
+
 Tools use the ``<tool_call>`` convention of Qwen2.5 and Hermes-style models (:mod:`.tool_calls`): a
 model whose chat template knows ``tools`` (Qwen2.5) gets them through its template; any other model
-(SmolLM2) gets the same convention described in the system message.
+(SmolLM2) gets the same convention described in the system message, if it is offered tools at all
+(``llm.tools: auto`` offers them only to a model whose template knows them: ``calls_tools``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Any, AsyncGenerator, AsyncIterator, Callable, Sequence
 
 from ..models import DEFAULT_LLM, resolve_model
 from .base import BusyError, ChatMessage, LLMEvent, ProviderError, ToolSpec
@@ -38,6 +48,9 @@ CHATML_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
 
 _DONE = object()
+YIELDS = 2                 # times one reply gives the model up to a waiting device
+YIELD_AFTER_CHARS = 40     # text written in one hold before it may give the model up (~3 s of speech)
+_SENTENCE_END = (".", "!", "?", "。", "！", "？")
 
 # The tool-call convention is part of this provider's surface (tests and the quality bench read it here).
 __all__ = ["LlamaCppLLM", "ToolCallParser", "create", "load_model", "parse_tool_payload", "to_template_messages",
@@ -57,6 +70,8 @@ class GenerationStats:
     completion_tokens: int = 0
     seconds: float = 0.0
     stopped: bool = False      # stopped early by cancellation or timeout
+    yielded: bool = False      # stopped after a sentence to let a waiting device have the model
+    text: str = ""
 
 
 class LlamaCppLLM:
@@ -77,6 +92,9 @@ class LlamaCppLLM:
         self.timeout = timeout
         template = llm.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
         self.native_tools = "tools" in template
+        # A chat template that renders tools belongs to a model trained to call them (Qwen2.5); one
+        # without (SmolLM2) only imitates the convention, often by reading it back to the user.
+        self.calls_tools = self.native_tools
         self.eos_text = _token_text(llm, llm.token_eos())
         bos_text = _token_text(llm, llm.token_bos())
         # Fed the plain message dicts of tool_calls.to_template_messages (the template reads them as
@@ -118,8 +136,12 @@ class LlamaCppLLM:
 
     def generate_blocking(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
                           stop: threading.Event, emit: Callable[[str], None], max_tokens: int | None = None,
-                          temperature: float | None = None) -> GenerationStats:
-        """Run one generation, calling ``emit`` per text piece, until done, ``stop`` is set or timed out."""
+                          temperature: float | None = None, prefix: str = "",
+                          yield_when: Callable[[str], bool] | None = None) -> GenerationStats:
+        """Run one generation, calling ``emit`` per text piece, until done, ``stop`` is set or timed out.
+
+        ``prefix``: the answer's text so far (a continuation after yielding); ``yield_when(text)``
+        is asked after every token with this call's text: True stops here (``stats.yielded``)."""
         from llama_cpp import StoppingCriteriaList
 
         stats = GenerationStats()
@@ -129,15 +151,22 @@ class LlamaCppLLM:
         t0 = time.monotonic()
         deadline = t0 + self.timeout
 
+        pieces: list[str] = []
+
         def should_stop(_ids: Any, _logits: Any) -> bool:
             self.compute.pause_for_urgent()   # a first sentence is being synthesized: let it have the cores
-            return stop.is_set() or time.monotonic() > deadline
+            if yield_when is not None and not stats.yielded and yield_when("".join(pieces)):
+                stats.yielded = True
+            return stats.yielded or stop.is_set() or time.monotonic() > deadline
 
         with self._lock:
             limit = max_tokens or self.max_tokens
             tokens = self._prompt_tokens(messages, tools, limit)
+            if prefix:
+                done = self.llm.tokenize(prefix.encode("utf-8"), add_bos=False, special=False)
+                tokens += done
+                limit = max(1, limit - len(done))
             stats.prompt_tokens = len(tokens)
-            pieces: list[str] = []
             try:
                 for chunk in self.llm.create_completion(
                         tokens, max_tokens=min(limit, self.llm.n_ctx() - len(tokens)),
@@ -153,7 +182,7 @@ class LlamaCppLLM:
             except ValueError as err:
                 raise ProviderError(f"llama.cpp: {err}") from err
             # Stream chunks can merge tokens (text held back while it could be a stop string): count tokens.
-            generated = "".join(pieces)
+            generated = stats.text = "".join(pieces)
             stats.completion_tokens = len(self.llm.tokenize(generated.encode("utf-8"), add_bos=False,
                                                             special=True)) if generated else 0
         stats.stopped = stop.is_set() or time.monotonic() > deadline
@@ -169,28 +198,57 @@ class LlamaCppLLM:
             raise ProviderError("llama.cpp model is closed")
         msgs, tool_dicts = to_template_messages(messages, tools, native_tools=self.native_tools,
                                                 default_system=self.system_prompt, tool_role=self.tool_role)
+        parser = ToolCallParser()
+        said = ""
+        for turn in range(YIELDS + 1):
+            stats = GenerationStats()
+            rule = self._yield_rule() if turn < YIELDS else None
+            async with contextlib.aclosing(self._segment(msgs, tool_dicts, said, rule, stats, turn)) as texts:
+                async for text in texts:
+                    for event in parser.feed(text):
+                        yield event
+            said += stats.text
+            if not stats.yielded:
+                break
+        for event in parser.finish():
+            yield event
+
+    def _yield_rule(self) -> Callable[[str], bool]:
+        """When a generation gives the model up (asked on the compute thread after every token): it
+        has just ended a sentence outside a tool call, and a device is queued for the model."""
+        lim = self.compute.limit("llm")
+
+        def rule(text: str) -> bool:
+            if len(text) < YIELD_AFTER_CHARS or not text.rstrip(" \"'”’)").endswith(_SENTENCE_END):
+                return False
+            if text.rfind("<tool_call>") > text.rfind("</tool_call>"):
+                return False
+            return lim.queued() > 0
+        return rule
+
+    async def _segment(self, msgs: list[dict[str, Any]], tool_dicts: list[dict[str, Any]] | None, prefix: str,
+                       rule: Callable[[str], bool] | None, stats: GenerationStats, turn: int) -> AsyncGenerator[str, None]:
+        """One stretch of a generation in one hold of the slot (the first is bounded by ``llm.max_wait``;
+        a continuation queues like anyone, but is never answered "busy": its answer has begun)."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
-        parser = ToolCallParser()
 
         def emit(text: str) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, text)
 
-        async with self.compute.slot("llm", max_wait=self.max_wait):
-            worker = asyncio.ensure_future(
-                self.compute.run_in_slot("llm", self.generate_blocking, msgs, tool_dicts, stop, emit))
+        async with self.compute.slot("llm", max_wait=self.max_wait if turn == 0 else None):
+            worker = asyncio.ensure_future(self.compute.run_in_slot(
+                "llm", self.generate_blocking, msgs, tool_dicts, stop, emit, None, None, prefix, rule))
             worker.add_done_callback(lambda _f: queue.put_nowait(_DONE))
             try:
                 while True:
                     item = await queue.get()
                     if item is _DONE:
                         break
-                    for event in parser.feed(item):  # type: ignore[arg-type]
-                        yield event
-                worker.result()
-                for event in parser.finish():
-                    yield event
+                    yield item  # type: ignore[misc]
+                result = worker.result()
+                stats.text, stats.yielded = result.text, result.yielded
             finally:
                 stop.set()
                 if not worker.done():

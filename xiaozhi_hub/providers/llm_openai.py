@@ -96,6 +96,7 @@ class OpenAILLM:
     """Streams chat completions from a remote OpenAI-compatible server."""
 
     name = "openai"
+    calls_tools = True     # a server model is assumed to handle tools; llm.tools: off says otherwise
 
     def __init__(self, base_url: str, *, model: str | None, api_key: str | None, system_prompt: str,
                  max_tokens: int, temperature: float, timeout: float) -> None:

@@ -7,7 +7,9 @@ The HTTP API, MQTT and the timers are front doors to :meth:`Announcements.say`. 
 - A device whose channel is open speaks it at once: priority ``normal`` waits until a reply in
   progress has ended (and the user is not in the middle of a sentence); ``now`` cancels the reply
   (the agent stores the cut-off answer as interrupted) and speaks.
-- A device that is not connected gets it queued (outcome ``queued``). Queued announcements are
+- A device that is not connected gets it queued (outcome ``queued``); if it is reachable while idle
+  (connected over MQTT, docs/mqtt-udp.md) the text shows on its screen at once (:attr:`alert`),
+  and it is still spoken on its next audio channel. Queued announcements are
   spoken in order on the device's next connection, right after the hello and before the device's
   own request is answered (a ``listen start`` meanwhile does not cut them off).
 - At most ``announce.max_queued`` wait per device; a new one pushes out the oldest (``dropped``).
@@ -124,6 +126,9 @@ class Announcements:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         self._expiry: asyncio.Task[None] | None = None
+        # Shows a queued announcement's text on an idle device's screen (set by the app; False when
+        # the device cannot be reached that way). Never delays or changes the outcome.
+        self.alert: Callable[[str, str], Awaitable[bool]] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -163,6 +168,8 @@ class Announcements:
         session = self.find_session(device_id)
         if session is None or not session.channel_open:
             self._publish(stored, QUEUED)
+            if self.alert is not None:
+                self._track(self._show(device_id, text))
             return SayResult(stored.id, QUEUED, device_id)
         outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(stored.seq, []).append(outcome)
@@ -178,6 +185,13 @@ class Announcements:
         except TimeoutError:
             status = QUEUED       # still waiting for its turn; the outcome follows as an event
         return SayResult(stored.id, status, device_id)
+
+    async def _show(self, device_id: str, text: str) -> None:
+        assert self.alert is not None
+        try:
+            await self.alert(device_id, text)
+        except Exception:           # the alert is a courtesy; the queued row is what counts
+            log.exception("%s: showing an announcement as an alert failed", device_id)
 
     async def say_many(self, device_ids: Sequence[str], text: Any, **kw: Any) -> list[SayResult]:
         validate(text, kw.get("ttl"), kw.get("priority", "normal"), kw.get("ann_id"))   # one error, not N

@@ -18,7 +18,7 @@ import functools
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Awaitable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Mapping, Protocol, Sequence
 
 from ..audio.opus import OpusDecoder, OpusError
 from ..pipeline.sentences import same_words
@@ -49,7 +49,7 @@ def is_wake_word(text: str, wake_words: Sequence[str]) -> bool:
 
 
 class Connection(Protocol):
-    """The transport side of a session (WebSocket today, MQTT+UDP later)."""
+    """The transport side of a session: a WebSocket, or an MQTT+UDP audio channel (transport/mqtt/)."""
 
     remote: str
 
@@ -62,9 +62,12 @@ class Connection(Protocol):
 
 class Session:
     def __init__(self, ctx: "HubContext", conn: Connection, device_id: str, client_id: str,
-                 protocol_version: int) -> None:
+                 protocol_version: int, *, transport: str = "websocket", udp: Mapping[str, Any] | None = None) -> None:
         self.ctx = ctx
         self.conn = conn
+        # What the hub hello says: the transport's name and, for MQTT+UDP, the audio socket and its keys.
+        self.transport = transport
+        self._hello_udp = udp
         self.id = str(uuid.uuid4())
         self.device_id = device_id
         self.client_id = client_id
@@ -190,10 +193,11 @@ class Session:
             # The header and the hello should agree; the hello is what the firmware frames with.
             self.protocol_version = msg.version
         audio = self.ctx.settings.audio
-        reply = ServerHello(session_id=self.id, transport="websocket", version=self.protocol_version,
-                            audio_params=AudioParams("opus", audio.downlink_sample_rate, 1, audio.frame_duration_ms))
+        reply = ServerHello(session_id=self.id, transport=self.transport, version=self.protocol_version,
+                            audio_params=AudioParams("opus", audio.downlink_sample_rate, 1, audio.frame_duration_ms),
+                            udp=self._hello_udp)
         await self.send(reply)
-        self.ctx.live.connected(self.device_id, self.id, "websocket")
+        self.ctx.live.connected(self.device_id, self.id, "mqtt" if self.transport == "udp" else "websocket")
         self.set_state(S.IDLE)
         self.ctx.announcements.on_hello(self.announcing)   # queued announcements, before its own request
         if msg.mcp and self.ctx.settings.session.mcp_enabled:

@@ -56,6 +56,12 @@ class AgentSettings:
     max_timers: int = 20             # active timers and alarms per device
     timer_poll_seconds: float = 1.0  # no effect any more (due timers are announcements); kept so files load
     timer_max_late_hours: float = 12.0  # a timer missed by more than this is dropped, not announced
+    # The spoken answer of the LLM, cut between sentences (pipeline/shaping): sentences and estimated
+    # seconds of speech, and the longer budget when the user asks for a story, a list or an explanation.
+    answer_sentences: int = 2
+    answer_seconds: float = 12.0
+    long_answer_sentences: int = 12
+    long_answer_seconds: float = 60.0
 
 
 AGENT_SCHEMA = vol.Schema({
@@ -66,6 +72,10 @@ AGENT_SCHEMA = vol.Schema({
     vol.Optional("max_timers", default=20): vol.All(vol.Coerce(int), vol.Range(min=1, max=1000)),
     vol.Optional("timer_poll_seconds", default=1.0): vol.All(vol.Coerce(float), vol.Range(min=0.05, max=60)),
     vol.Optional("timer_max_late_hours", default=12.0): positive(),
+    vol.Optional("answer_sentences", default=2): vol.All(vol.Coerce(int), vol.Range(min=1, max=100)),
+    vol.Optional("answer_seconds", default=12.0): vol.All(vol.Coerce(float), vol.Range(min=1, max=600)),
+    vol.Optional("long_answer_sentences", default=12): vol.All(vol.Coerce(int), vol.Range(min=1, max=500)),
+    vol.Optional("long_answer_seconds", default=60.0): vol.All(vol.Coerce(float), vol.Range(min=1, max=3600)),
 })
 
 

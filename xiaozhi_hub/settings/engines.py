@@ -55,6 +55,8 @@ class ASRSettings:
     early_decode_ms: int = 150       # start on the transcript after this much trailing silence (0 = only at the end)
     recognizer_pool: int = 2         # vosk: warm recognizers kept for reuse (a fresh one decodes ~10x slower)
     recognizer_uses: int = 100       # vosk: utterances before a recognizer is rebuilt (bounds its graph cache)
+    window_s: float = 10.0           # whisper: shortest encoder window (speech + 2 s when longer; 30 = always pad to 30 s)
+    batch_max: int = 4               # whisper: utterances waiting at the same time are decoded in one pass, up to this many
 
 
 ASR_SCHEMA = vol.Schema({
@@ -68,6 +70,8 @@ ASR_SCHEMA = vol.Schema({
     vol.Optional("early_decode_ms", default=150): vol.All(vol.Coerce(int), vol.Range(min=0, max=5000)),
     vol.Optional("recognizer_pool", default=2): vol.All(vol.Coerce(int), vol.Range(min=0, max=64)),
     vol.Optional("recognizer_uses", default=100): vol.All(vol.Coerce(int), vol.Range(min=1)),
+    vol.Optional("window_s", default=10.0): vol.All(vol.Coerce(float), vol.Range(min=1, max=30)),
+    vol.Optional("batch_max", default=4): vol.All(vol.Coerce(int), vol.Range(min=1, max=16)),
 })
 
 
@@ -77,14 +81,32 @@ class LLMSettings:
     model: str | None = None         # manifest id or a .gguf path (llamacpp); model name (openai)
     base_url: str | None = None      # openai-compatible server, e.g. http://127.0.0.1:8080/v1
     api_key: str | None = field(default=None, repr=False)      # secrets stay out of reprs (and so out of logs)
-    system_prompt: str = ("You are a helpful voice assistant in the home. Answer in one or two short "
-                          "sentences of plain spoken language, without lists or markdown.")
+    system_prompt: str = ("You are a helpful voice assistant in the home. Your answers are spoken aloud: "
+                          "answer in one or two short sentences of plain language, without lists, markdown "
+                          "or code. Tell a story or give a list only when asked.")
+    # Whether the LLM is offered tools: auto = when the model can call them reliably (a remote server, a
+    # GGUF whose chat template renders tools, like Qwen2.5; not SmolLM2-135M, whose intents carry them).
+    tools: str = "auto"              # auto | on | off
     max_tokens: int = 160
     temperature: float = 0.6
     context_tokens: int = 2048
-    threads: int = 2
+    # One thread: llama.cpp's threads meet at a spinning barrier after every operation, so whenever
+    # ASR, TTS or another process takes a core, the other thread spins out its time slice. Measured
+    # on 2 shared cores: 24 ms/token with 1 thread, 426 ms/token with 2 (bench/pipeline.py).
+    threads: int = 1
     max_wait: float = 8.0            # longer than this in the queue -> spoken "busy" answer
     timeout: float = 60.0
+    ready_wait: float = 60.0         # "ready" waits up to this long for the prompt-cache warm-up (0 = not at all)
+
+
+def _tools_mode(value: object) -> str:
+    """``auto`` | ``on`` | ``off``; YAML reads a bare on/off as a boolean, which means the same."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    mode = str(value).strip().lower()
+    if mode not in ("auto", "on", "off"):
+        raise vol.Invalid("must be auto, on or off")
+    return mode
 
 
 LLM_SCHEMA = vol.Schema({
@@ -93,12 +115,14 @@ LLM_SCHEMA = vol.Schema({
     vol.Optional("base_url", default=None): vol.Any(None, vol.Match(r"^https?://", msg="must start with http:// or https://")),
     vol.Optional("api_key", default=None): opt_str,
     vol.Optional("system_prompt", default=LLMSettings.system_prompt): vol.Coerce(str),
+    vol.Optional("tools", default="auto"): _tools_mode,
     vol.Optional("max_tokens", default=160): vol.All(vol.Coerce(int), vol.Range(min=1, max=8192)),
     vol.Optional("temperature", default=0.6): vol.All(vol.Coerce(float), vol.Range(min=0, max=2)),
     vol.Optional("context_tokens", default=2048): vol.All(vol.Coerce(int), vol.Range(min=256)),
-    vol.Optional("threads", default=2): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
+    vol.Optional("threads", default=1): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
     vol.Optional("max_wait", default=8.0): positive(),
     vol.Optional("timeout", default=60.0): positive(),
+    vol.Optional("ready_wait", default=60.0): vol.All(vol.Coerce(float), vol.Range(min=0, max=3600)),
 })
 
 

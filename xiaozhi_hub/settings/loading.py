@@ -19,6 +19,8 @@ from .engines import (ASR_SCHEMA, AUDIO_SCHEMA, FAKE_SCHEMA, LLM_SCHEMA, TTS_SCH
 from .network import (AUTH_SCHEMA, MDNS_SCHEMA, OTA_SCHEMA, SERVER_SCHEMA, AuthSettings, MDNSSettings, OTASettings,
                       ServerSettings)
 from .integrations import ADDON_SCHEMA, MQTT_SCHEMA, WYOMING_SCHEMA, AddonSettings, MqttSettings, WyomingSettings
+from .device_transport import (DEVICE_MQTT_SCHEMA, DEVICES_SCHEMA, UDP_SCHEMA, DeviceMqttSettings, DevicesSettings,
+                               UdpSettings)
 from .validators import log_level
 
 
@@ -47,6 +49,9 @@ class Settings:
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     addon: AddonSettings = field(default_factory=AddonSettings)
+    devices: DevicesSettings = field(default_factory=DevicesSettings)
+    device_mqtt: DeviceMqttSettings = field(default_factory=DeviceMqttSettings)
+    udp: UdpSettings = field(default_factory=UdpSettings)
     data_dir: str = "data"
     models_dir: str = "models/installed"
     log_level: str = "info"
@@ -84,6 +89,9 @@ SECTIONS: dict[str, tuple[vol.Schema, type]] = {
     "wyoming": (WYOMING_SCHEMA, WyomingSettings),
     "mqtt": (MQTT_SCHEMA, MqttSettings),
     "addon": (ADDON_SCHEMA, AddonSettings),
+    "devices": (DEVICES_SCHEMA, DevicesSettings),
+    "device_mqtt": (DEVICE_MQTT_SCHEMA, DeviceMqttSettings),
+    "udp": (UDP_SCHEMA, UdpSettings),
 }
 TOP_LEVEL: dict[str, Callable[[Any], Any]] = {
     "data_dir": vol.Coerce(str),

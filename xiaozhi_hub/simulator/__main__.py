@@ -1,4 +1,5 @@
-"""CLI: ``python -m xiaozhi_hub.simulator --url ws://HUB:8000/xiaozhi/v1/ --wav hello.wav --turns 2``.
+"""CLI: ``python -m xiaozhi_hub.simulator --url ws://HUB:8000/xiaozhi/v1/ --wav hello.wav --turns 2``
+(``--ota http://HUB:8003/xiaozhi/ota/`` for a device on MQTT+UDP).
 
 Runs conversation turns like a stock device and prints per-turn timings. Without ``--wav`` or
 ``--text`` it speaks a synthetic voice-like signal, which is enough for the hub's VAD and the fake
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from ..audio import pcm as pcmlib
 from .device import SimulatedDevice, SimulatorError, TurnRecord
+from .mqtt_device import MqttSimulatedDevice
 
 DEFAULT_URL = "ws://127.0.0.1:8000/xiaozhi/v1/"
 
@@ -23,6 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m xiaozhi_hub.simulator",
                                 description="Simulate a stock xiaozhi ESP32 device against a hub.")
     p.add_argument("--url", default=DEFAULT_URL, help=f"WebSocket URL (default {DEFAULT_URL})")
+    p.add_argument("--ota", metavar="URL", help="boot on MQTT+UDP instead: OTA check at this URL (e.g. "
+                   "http://HUB:8003/xiaozhi/ota/; the device must be set to mqtt), then MQTT and UDP audio")
     p.add_argument("--wav", help="WAV file to speak (any rate/channels; resampled to 16 kHz mono)")
     p.add_argument("--text", help="send this text as 'listen detect' instead of audio")
     p.add_argument("--mode", choices=("auto", "manual", "realtime"), default="auto")
@@ -68,10 +72,19 @@ async def run(args: argparse.Namespace) -> int:
     speech, rate = load_speech(args)
     ok = True
     try:
-        async with SimulatedDevice(args.url, device_id=args.device_id, client_id=args.client_id,
-                                   token=args.token, protocol_version=args.protocol_version) as dev:
-            print(f"connected as {dev.device_id}; session {dev.session_id!r}; downlink "
-                  f"{dev.downlink_rate} Hz / {dev.downlink_frame_ms} ms")
+        device: SimulatedDevice
+        if args.ota:
+            device = MqttSimulatedDevice(args.ota, device_id=args.device_id, client_id=args.client_id)
+        else:
+            device = SimulatedDevice(args.url, device_id=args.device_id, client_id=args.client_id,
+                                     token=args.token, protocol_version=args.protocol_version)
+        async with device as dev:
+            if isinstance(dev, MqttSimulatedDevice):
+                print(f"connected as {dev.device_id} over MQTT to {dev.mqtt_settings['endpoint']}; "
+                      "the audio channel opens with the first turn")
+            else:
+                print(f"connected as {dev.device_id}; session {dev.session_id!r}; downlink "
+                      f"{dev.downlink_rate} Hz / {dev.downlink_frame_ms} ms")
             for _ in range(args.turns):
                 try:
                     turn = await dev.run_turn(speech, mode=args.mode, text=args.text, sample_rate=rate,

@@ -147,7 +147,8 @@ class DeviceFirmware:
         except SimulatorError:
             await self.close()
             raise
-        self.state = DeviceState.IDLE
+        if self.state == DeviceState.CONNECTING:  # the hub may already be speaking (a queued announcement)
+            self.state = DeviceState.IDLE
         return hello
 
     async def close(self) -> None:

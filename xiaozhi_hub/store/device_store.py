@@ -21,9 +21,9 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from .activation import approve_code, approve_device, ensure_activation_code
 from .db import Database
-from .devices import (Device, DeviceReport, InvalidValue, get_device, list_devices, normalize_device_id,
-                      record_report, remove_device, rename_device, resolve_device, revoke_tokens, set_blocked,
-                      set_hmac_key, touch_device, valid_client_id)
+from .devices import (Device, DeviceReport, InvalidValue, count_with_transport, get_device, list_devices,
+                      normalize_device_id, record_report, remove_device, rename_device, resolve_device, revoke_tokens,
+                      set_blocked, set_hmac_key, set_transport, touch_device, valid_client_id)
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -218,6 +218,12 @@ class DeviceStore:
 
     async def revoke(self, ref: str) -> Device:
         return await self._write(revoke_tokens, ref, self._clock())
+
+    async def set_transport(self, ref: str, transport: str | None) -> Device:
+        return await self._write(set_transport, ref, transport)
+
+    async def count_with_transport(self, transport: str) -> int:
+        return await self._run(count_with_transport, transport)
 
     async def set_hmac_key(self, ref: str, key_hex: str | None) -> Device:
         return await self._write(set_hmac_key, ref, key_hex)

@@ -65,6 +65,9 @@ migration("store.devices.v2-no-elf-sha256", """
 UPDATE devices SET info = json_remove(info, '$."application.elf_sha256"')
  WHERE info IS NOT NULL AND json_valid(info);
 """)
+# The transport the OTA reply hands this device (NULL: the devices.transport setting).
+migration("store.devices.transport.v1", "ALTER TABLE devices ADD COLUMN transport TEXT;")
+TRANSPORTS = ("websocket", "mqtt")
 
 
 
@@ -120,6 +123,11 @@ class Device:
     first_seen: float
     last_seen: float
     last_ota: float | None
+    transport: str | None = None          # per-device override of devices.transport (None: the setting)
+
+    def transport_or(self, default: str) -> str:
+        """The transport this device is told to use."""
+        return self.transport or default
 
     @property
     def pending(self) -> bool:
@@ -150,6 +158,7 @@ class Device:
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
             "last_ota": self.last_ota,
+            "transport_override": self.transport,
             "info": self.info,
         }
         if online is not None:
@@ -171,7 +180,7 @@ def row_to_device(row: sqlite3.Row) -> Device:
         activation_code=row["activation_code"], activation_challenge=row["activation_challenge"],
         code_issued_at=row["code_issued_at"], tokens_not_before=row["tokens_not_before"],
         hmac_key=row["hmac_key"], first_seen=row["first_seen"], last_seen=row["last_seen"],
-        last_ota=row["last_ota"])
+        last_ota=row["last_ota"], transport=row["transport"])
 
 
 @dataclass(frozen=True)
@@ -289,6 +298,18 @@ def remove_device(conn: sqlite3.Connection, ref: str) -> Device:
 
 def set_blocked(conn: sqlite3.Connection, ref: str, blocked: bool) -> Device:
     return _update(conn, ref, "UPDATE devices SET blocked = ? WHERE device_id = ?", (1 if blocked else 0,))
+
+
+def set_transport(conn: sqlite3.Connection, ref: str, transport: str | None) -> Device:
+    """Which transport the device's OTA replies name from now on (None: follow ``devices.transport``)."""
+    if transport is not None and transport not in TRANSPORTS:
+        raise InvalidValue(f"transport must be one of {', '.join(TRANSPORTS)} (or default), not {transport!r}")
+    return _update(conn, ref, "UPDATE devices SET transport = ? WHERE device_id = ?", (transport,))
+
+
+def count_with_transport(conn: sqlite3.Connection, transport: str) -> int:
+    """How many devices have their own setting ``transport``."""
+    return int(conn.execute("SELECT COUNT(*) FROM devices WHERE transport = ?", (transport,)).fetchone()[0])
 
 
 def revoke_tokens(conn: sqlite3.Connection, ref: str, now: float) -> Device:

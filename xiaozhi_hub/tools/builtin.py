@@ -1,5 +1,6 @@
 """Built-in tools: time and date, timers and alarms, device volume, ending the conversation,
-forgetting the conversation, and home control through the Home Assistant hook.
+forgetting the conversation, home control through the Home Assistant hook, and the everyday
+questions (arithmetic, unit conversions, dates: :mod:`.everyday`).
 
 Each tool answers with ``data`` for the LLM and a short ``say`` sentence in the caller's language
 (English or Chinese) that the intent path speaks as its confirmation. Device volume goes through the
@@ -17,6 +18,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any, Mapping
 
+from .everyday import everyday_tools
 from .home_assistant import HomeControl, HomeControlError, NoHomeControl, find_entity
 from .registry import Tool, ToolContext, ToolError, ToolRegistry, ToolResult, schema
 from .spoken import format_clock, format_duration
@@ -352,4 +354,6 @@ def builtin_registry(default_timeout: float) -> ToolRegistry:
              schema({"entity": {"type": "string"}, "action": {"type": "string", "enum": ["turn_on", "turn_off", "set"]},
                      "value": {"type": "number"}, "attribute": {"type": "string"}}, ["entity", "action"]),
              home_control, for_llm=False))
+    for tool in everyday_tools():
+        add(tool)
     return reg

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ...tools.builtin import next_occurrence
+from ...tools.everyday import DayRef, UnitError, pick
 from ...tools.spoken import ClockTime
 from .matcher import IntentMatch
 
@@ -27,6 +28,30 @@ def _alarm_args(slots: Mapping[str, Any], now: dt.datetime) -> dict[str, Any] | 
     if slots.get("label"):
         args["label"] = slots["label"]
     return args
+
+
+def _everyday_call(match: IntentMatch, now: dt.datetime) -> IntentCall | None:
+    """Arithmetic, conversions and dates (tools/everyday)."""
+    s, i = match.slots, match.intent
+    if i == "calculate":
+        return IntentCall("calculate", {"expression": s["expr"]})
+    if i == "convert":
+        try:
+            src, dst = pick(s["src"], s["dst"])
+            names = (src.id, dst.id)
+        except UnitError:
+            names = (s["src"][0], s["dst"][0])     # two kinds: the tool says it cannot convert them
+        return IntentCall("convert_units", {"value": s.get("amount", 1), "from": names[0], "to": names[1]})
+    day: DayRef = s["when"]
+    try:
+        date = day.resolve(now.date())
+    except ValueError:
+        return None
+    return IntentCall("date_info", {"date": date.isoformat(), "what": "until" if i == "date_until" else "day",
+                                    "name": day.name})
+
+
+EVERYDAY = ("calculate", "convert", "date_day", "date_until")
 
 
 def intent_call(match: IntentMatch, now: dt.datetime) -> IntentCall | None:
@@ -71,4 +96,6 @@ def intent_call(match: IntentMatch, now: dt.datetime) -> IntentCall | None:
         return IntentCall("home_control", {"entity": s["entity"], "action": "turn_off"})
     if i == "entity_set":
         return IntentCall("home_control", {"entity": s["entity"], "action": "set", "value": s["value"]})
+    if i in EVERYDAY:
+        return _everyday_call(match, now)
     return None  # an intent from a sentences file with no built-in action

@@ -3,7 +3,8 @@
 * ``(a|b)`` alternatives, ``[a]`` or ``[a|b]`` optional, nesting allowed;
 * ``{slot}`` captures a value; its type comes from the name (:data:`SLOT_TYPES`): ``volume``,
   ``step``, ``value`` are numbers, ``duration`` a duration, ``time`` a clock time, ``entity`` a home
-  entity name, anything else (``label``) is free text; ``{name:type}`` names the type explicitly;
+  entity name, ``amount`` a signed quantity, ``src``/``dst`` a unit, ``expr`` an arithmetic expression,
+  ``when`` a day; anything else (``label``) is free text; ``{name:type}`` names the type explicitly;
 * spaces are optional when matching, so one template serves "set the volume" and Chinese written
   with or without spaces.
 """
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import re
 
+from ...tools.everyday import UNIT_NAMES
 from ...tools.spoken import EN_DURATION_WORDS, EN_NUMBER_WORDS, ZH_NUMBER_CHARS
 from .normalize import fold
 
 # Slot name -> type. Unlisted names are free text.
 SLOT_TYPES = {"volume": "number", "step": "number", "value": "number", "duration": "duration",
-              "time": "clock", "entity": "entity"}
+              "time": "clock", "entity": "entity", "amount": "quantity", "src": "unit", "dst": "unit",
+              "expr": "expression", "when": "day"}
 
 # Regexes per slot type. Numbers and durations are matched by shape (so a greedy neighbour cannot
 # swallow them); clock times, entities and text are lazy and validated by their parser.
@@ -27,7 +30,10 @@ _NUMBER_RE = (rf"(?:\d+(?:\.\d+)?|[{ZH_NUMBER_CHARS}0-9]+|"
 _DUR_WORD = rf"(?:\d+(?:\.\d+)?|{_EN_NUM}|{'|'.join(EN_DURATION_WORDS)})\b"
 _DURATION_RE = (rf"(?:{_DUR_WORD}(?:[\s,-]+{_DUR_WORD})*|"
                 rf"[{ZH_NUMBER_CHARS}0-9个半又]*(?:小时|钟头|分钟|秒钟|秒|分|天)[{ZH_NUMBER_CHARS}0-9个半又小时钟头分秒天]*)")
-_SLOT_RES = {"number": _NUMBER_RE, "duration": _DURATION_RE, "clock": r".+?", "entity": r".+?", "text": r".+?"}
+_QUANTITY_RE = rf"(?:(?:minus|negative)\s+|-|零下|负)?(?:\d+(?:,\d{{3}})*(?:\.\d+)?|{_NUMBER_RE})"
+_UNIT_RE = "(?:" + "|".join(re.escape(fold(n)) for n in sorted(UNIT_NAMES, key=len, reverse=True)) + ")"
+_SLOT_RES = {"number": _NUMBER_RE, "duration": _DURATION_RE, "clock": r".+?", "entity": r".+?", "text": r".+?",
+             "quantity": _QUANTITY_RE, "unit": _UNIT_RE, "expression": r".+?", "day": r".+?"}
 
 
 class TemplateError(ValueError):

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 import yaml
 
 from ...settings import IntentSettings
+from ...tools.everyday import find_units, parse_day, parse_quantity, spoken_expression
 from ...tools.spoken import parse_clock, parse_duration, parse_int, parse_number
 from .grammar import TemplateError, compile_template
 from .normalize import detect_language, normalize
@@ -92,6 +93,10 @@ class IntentMatcher:
         return None
 
 
+_PARSERS: dict[str, Callable[[str], Any]] = {"quantity": parse_quantity, "unit": lambda raw: find_units(raw) or None,
+                                            "expression": spoken_expression, "day": parse_day}
+
+
 def _parse_slots(c: _Compiled, m: re.Match[str], resolve_entity: EntityResolver | None) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     for group, name, kind in c.slots:
@@ -110,6 +115,8 @@ def _parse_slots(c: _Compiled, m: re.Match[str], resolve_entity: EntityResolver 
             value = parse_clock(raw)
         elif kind == "entity":
             value = resolve_entity(raw) if resolve_entity is not None else None
+        elif kind in _PARSERS:
+            value = _PARSERS[kind](raw)
         else:
             value = raw or None
         if value is None:

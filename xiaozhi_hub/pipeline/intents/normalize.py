@@ -13,7 +13,7 @@ _EN_PREFIX = re.compile(r"^(?:(?:hey|hi|hello|ok|okay|so|um|uh|please|xiaozhi|as
                         r"would you|will you|i want you to|i'd like you to|i would like you to|go ahead and|"
                         r"i want to|i'd like to|let's|let us)\s+)+")
 _EN_SUFFIX = re.compile(r"(?:\s+(?:please|now|thanks|thank you|for me))+$")
-_ZH_PREFIX = re.compile(r"^(?:请你|请|帮我|帮忙|麻烦你|麻烦|小智|你好小智|你好|能不能|能否|可以|可不可以|给我|我想|我要)+")
+_ZH_PREFIX = re.compile(r"^(?:请问|请你|请|帮我|帮忙|麻烦你|麻烦|小智|你好小智|你好|能不能|能否|可以|可不可以|给我|我想|我要)+")
 _ZH_SUFFIX = re.compile(r"(?:吧|吗|呢|啊|呀|哦|好吗|好不好|可以吗|行吗|谢谢|一下)+$")
 _CONTRACTIONS = (("what's", "what is"), ("that's", "that is"), ("it's", "it is"), ("i'm", "i am"),
                  ("you're", "you are"), ("we're", "we are"), ("can't", "cannot"), ("don't", "do not"))

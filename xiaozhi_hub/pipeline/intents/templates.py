@@ -93,6 +93,34 @@ BUILTIN_TEMPLATES: dict[str, dict[str, list[str]]] = {
             "(turn|switch|shut) off [the] {entity}", "(turn|switch|shut) [the] {entity} off",
             "(deactivate|disable) [the] {entity}",
         ],
+        # Everyday questions a tiny LLM gets wrong, answered exactly (tools/everyday).
+        "calculate": [
+            "(what is|how much is|calculate|compute|work out|what is the answer to) {expr} [equal to|equals]",
+            "what does {expr} (equal|make|come to)", "{expr} (equals|is|makes) what", "{expr} [equals]",
+        ],
+        "convert": [
+            "[please] (convert|change|turn) {amount} {src} (to|into|in) {dst}",
+            "(what is|how much is|how many is) {amount} {src} (in|to|into|as) {dst}",
+            "{amount} {src} (in|to|into|is how many|equals how many) {dst}",
+            "how many {dst} [are|is] [there] (in|make|make up|per|to) (a|an|one) {src}",
+            "how many {dst} [are|is] [there] (in|make|make up) {amount} {src}",
+            "how many {dst} (is|are|equals|make) {amount} {src}",
+            "how (much|many) is (a|an|one) {src} in {dst}", "what is (a|an|one) {src} in {dst}",
+            "(a|an|one) {src} is how many {dst}",
+        ],
+        "date_day": [
+            "what (day|date) (is it|will it be|would it be|was it) {when}",
+            "what (day|date) (is|was|will be|would be|falls on) {when}",
+            "what (is|was|will be) the date {when}", "what will the date be {when}", "what is the date of {when}",
+            "what day of the week (is it|will it be|was it|is|was|will be) {when}",
+            "(which|what) day [of the week] (does|will) {when} fall on", "{when} is (what|which) (day|date)",
+        ],
+        "date_until": [
+            "how many (days|sleeps) [are] [there|left] (until|till|to|before) {when}",
+            "how many (days|sleeps) (is it|do we have|are left|left) (until|till|to|before) {when}",
+            "how (long|soon) [is it] (until|till|before) {when}", "how (far|far away|many days away) is {when}",
+            "when is {when}", "days (until|till|to) {when}",
+        ],
     },
     "zh": {
         "volume_set": [
@@ -145,5 +173,18 @@ BUILTIN_TEMPLATES: dict[str, dict[str, list[str]]] = {
         "entity_set": ["[把|将]{entity}(调到|调成|调为|设为|设置为|设置到|调至)[百分之]{value}[%|度]"],
         "entity_on": ["(打开|开启|开|启动)[一下]{entity}", "[把|将]{entity}(打开|开开|开启|开)[了|一下]"],
         "entity_off": ["(关闭|关掉|关上|关)[一下]{entity}", "[把|将]{entity}(关了|关掉|关闭|关上|关)[了|一下]"],
+        "calculate": ["[计算|算一下|算算]{expr}(等于|是|得)(几|多少)", "[计算|算一下|算算]{expr}[等于]"],
+        "convert": [
+            "[把]{amount}{src}(等于|是|合|有|换算成|转换成|换成|转成|折合)[多少|几][个]{dst}",
+            "[把]{amount}{src}(换算成|转换成|换成|转成)[多少][个]{dst}[是多少]",
+        ],
+        "date_day": [
+            "{when}是(星期几|周几|礼拜几|几号|几月几号|几月几日|哪天|哪一天|什么日子|几号星期几|星期几几号|几月几号星期几)",
+            "{when}(星期几|周几|礼拜几|几号|几月几号)",
+        ],
+        "date_until": [
+            "(离|距离|距)[到]{when}(还有|还剩|有)(几|多少)天", "{when}还有(几|多少)天", "还有(几|多少)天(到|就是|是|就到){when}",
+            "(离|距离|距){when}(还有|还剩|有)多久",
+        ],
     },
 }
