@@ -1,8 +1,9 @@
 """Acting on a connected device — set its volume, stop what it says — with one set of rules for
 every front door (the HTTP API, MQTT).
 
-- A device can be acted on only while its channel is open (a stock device has one only during a
-  conversation); otherwise :class:`ControlError` with status 409.
+- A device can be acted on only while it is connected: stop needs an open channel (a stock device on
+  WebSocket has one only during a conversation), the volume also works on a device idle on MQTT+UDP,
+  whose MCP tools answer without an audio channel; otherwise :class:`ControlError` with status 409.
 - The volume goes through the device's own MCP tool ``self.audio_speaker.set_volume`` (0-100, a whole
   number); a device that just connected gets a few seconds for its tool list to arrive. A device
   without the tool is a 409, one that refuses is a 503. The session reports the new volume
@@ -17,6 +18,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from ..session.mcp_client import McpCallError
+from ..session.state import SessionState
 from .live import MCP_SET_VOLUME
 
 if TYPE_CHECKING:
@@ -47,11 +49,21 @@ def open_session(registry: "SessionRegistry", device_id: str) -> "Session | None
     return session if session is not None and session.channel_open else None
 
 
+def reachable_session(registry: "SessionRegistry", device_id: str) -> "Session | None":
+    """The device's session if its MCP tools can be called now: with an open channel, or idle on
+    MQTT+UDP (its session has no hello then, but MCP is initialised; docs/mqtt-udp.md)."""
+    session = registry.by_device(device_id)
+    if session is None or session.state is SessionState.CLOSED:
+        return None
+    return session if session.channel_open or session.link.mcp is not None else None
+
+
 async def set_volume(registry: "SessionRegistry", device_id: str, volume: int) -> int:
     """Set the speaker volume through the device's MCP tool; returns it."""
-    session = open_session(registry, device_id)
+    session = reachable_session(registry, device_id)
     if session is None:
-        raise ControlError(409, f"{device_id} is not connected (a device has a channel only during a conversation)")
+        raise ControlError(409, f"{device_id} is not connected (over WebSocket a device is connected only during "
+                                "a conversation)")
     link = session.link
     if link.mcp is not None:        # just connected: its tool list may still be on the way
         with contextlib.suppress(TimeoutError):
