@@ -54,7 +54,8 @@ STATE_LEAVES: dict[EventType, tuple[str, ...]] = {
     EventType.STATE: ("state",), EventType.VOLUME: ("volume",), EventType.STT: ("last_heard",),
     EventType.REPLY: ("last_reply",)}
 REPUBLISH_BATCH = 25             # devices republished between two turns of the event loop
-LOG_EVERY = 60.0                # bad commands are logged at most ~10 times a minute
+LOG_EVERY = 60.0
+MAX_TOPIC_ECHO = 200            # characters of a refused command's topic echoed on <base>/error and in the log                # bad commands are logged at most ~10 times a minute
 
 
 class MqttBridge:
@@ -267,6 +268,8 @@ class MqttBridge:
         command = self.topics.command(msg.topic)
         if command is None:
             return
+        if not msg.payload:
+            return                  # an empty message: how MQTT clears a retained one, not a command
         if msg.retain:
             self.report(msg.topic, "retained commands are ignored (publish commands without the retain flag, "
                                    "and clear this one with an empty retained message)")
@@ -291,11 +294,12 @@ class MqttBridge:
         """Answer a command the bridge cannot use on ``<base>/error``, and log it (without the payload)."""
         self.errors += 1
         self.ctx.metrics.inc("mqtt_command_errors")
+        topic = topic[:MAX_TOPIC_ECHO]
         self._json(self.topics.error, {"topic": topic, "error": reason, "ts": round(time.time(), 3)})
         start, count = self._log_window
         now = time.monotonic()
         if now - start > LOG_EVERY:
             start, count = now, 0
         if count < 10:
-            log.warning("MQTT: refused a message on %s: %s", topic, reason)
+            log.warning("MQTT: refused a message on %r: %s", topic, reason)
         self._log_window = (start, count + 1)
