@@ -19,6 +19,7 @@ SUITES = {
     "intents": ("Intent path vs LLM path", "bench.intents"),
     "quality": ("Answer quality per installed LLM (bench/questions.yaml)", "bench.quality"),
     "wyoming": ("Wyoming STT/TTS next to the devices' path (default models)", "bench.wyoming"),
+    "mqtt": ("MQTT say → first audio frame, 1 and 50 devices (fake providers, real Mosquitto)", "bench.mqtt"),
     "mqtt_udp": ("MQTT+UDP beside WebSocket: 200 idle devices, 20 conversing (fake providers)", "bench.mqtt_udp"),
 }
 # Long suites, run only when named.

@@ -5,12 +5,13 @@ once) → device store (revocation cache loaded, kept fresh) and firmware store 
 swept) → metrics, fixed phrases, the hub context, the loop-lag watcher → the API's services (admin
 token, Home Assistant component link, announcements with their expiry timer) → agent → WebSocket
 listener → OTA endpoint, HTTP routes and listener → mDNS (it advertises the bound ports) → the
-agent's background services (timers, memory retention) → "ready"; the fixed phrases are then
+agent's background services (timers, memory retention) → the MQTT bridge (when ``mqtt.host`` is
+set; it connects in the background) → "ready"; the fixed phrases are then
 synthesized in the background.
 Shutdown (SIGINT/SIGTERM, :meth:`Hub.stop`): close every session with 1001 (within
 ``shutdown_grace`` + 1 s), stop the listeners, then close the rest in reverse start order: phrase
-warm-up, the agent, mDNS, announcements, the loop-lag watcher, the device store, providers, the
-compute pool, and last the database, which checkpoints its WAL.
+warm-up, the MQTT bridge (the hub's availability goes ``offline``), the agent, mDNS, announcements,
+the loop-lag watcher, the device store, providers, the compute pool, and last the database, which checkpoints its WAL.
 
 :func:`open_stores`, :func:`open_api_services` and :func:`serve_http` make up the HTTP side; the hub
 uses them, and so do the HTTP tests, which build the HTTP side alone.
@@ -41,6 +42,7 @@ from .context import HubContext, lan_ip
 from .metrics import Metrics
 from .net.devices import disconnect
 from .net import wyoming
+from . import mqtt
 from .net.http import create_http_app
 
 from .net.mdns import HubAdvertiser
@@ -225,6 +227,7 @@ class Hub:
         await ctx.agent.start()
         await _warmed(ctx)
         self._closers.append(ctx.agent.close)
+        await self._add_closer(mqtt.start(ctx))        # after the agent: commands may speak at once
         await self._add_closer(supervisor.start(ctx))  # last: announces the ports bound above (add-on only)
         ctx.startup_seconds = time.monotonic() - t0
         warm = asyncio.create_task(self._warm_phrases(ctx), name="phrases")

@@ -21,6 +21,7 @@ from .tools.home_assistant import HomeControl, NoHomeControl
 from .vision import EXPLAIN_PATH, VisionModel
 
 if TYPE_CHECKING:
+    from .mqtt import MqttBridge
     from .net.mdns import HubAdvertiser
     from .net.ota import OTAEndpoint
     from .net.wyoming import WyomingServer
@@ -74,11 +75,12 @@ class HubContext:
     home_control: HomeControl = field(default_factory=NoHomeControl)
     # Always present once the hub has started (built from the context, so set right after it).
     agent: "Agent" = field(init=False)
-    # Switched off by settings (ota.enabled, mdns.enabled, wyoming.enabled, device_mqtt.enabled; vision only
-    # when vision.base_url is set).
+    # Switched off by settings (ota.enabled, mdns.enabled, wyoming.enabled, device_mqtt.enabled; mqtt and
+    # vision only when mqtt.host / vision.base_url are set).
     ota: "OTAEndpoint | None" = None
     mdns: "HubAdvertiser | None" = None
     wyoming: "WyomingServer | None" = None
+    mqtt: "MqttBridge | None" = None               # only when mqtt.host is set
     supervisor: "SupervisorLink | None" = None     # only inside the Home Assistant add-on
     vision: VisionModel | None = None
     mqtt_udp: "MqttUdpTransport | None" = None     # the device MQTT endpoint and UDP audio (device_mqtt.enabled)

@@ -12,17 +12,14 @@ ignored); errors are ``{"error": "<reason>"}`` with 400, 401, 404 (unknown devic
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import web
 
 from .. import __version__
+from ..services import control
 from ..services.announce import AnnounceError
-from ..services.live import MCP_SET_VOLUME
-from ..session.mcp_client import McpCallError
 from .api_events import events_handler
 from ..store.devices import Device, DeviceError
 from .httputil import API_REFUSED, BadRequest, api_allowed, json_error, read_json_object
@@ -33,7 +30,6 @@ if TYPE_CHECKING:
 
 API_PREFIX = "/api/"
 MAX_BODY = 16 * 1024
-MCP_READY_WAIT = 5.0          # a volume request right after connecting waits this long for the MCP tools
 SAY_KEYS = frozenset({"text", "ttl", "priority", "id", "wait"})
 _HEX12 = re.compile(r"[0-9a-fA-F]{12}")
 
@@ -81,8 +77,7 @@ class DeviceApi:
         return await self.ctx.devices.resolve(canonical_device_id(request.match_info["device"]))
 
     def session(self, device_id: str) -> "Session | None":
-        session = self.ctx.registry.by_device(device_id)
-        return session if session is not None and session.channel_open else None
+        return control.open_session(self.ctx.registry, device_id)
 
     async def hub(self, request: web.Request) -> web.StreamResponse:
         ctx = self.ctx
@@ -115,34 +110,17 @@ class DeviceApi:
         device = await self.record(request)
         body = await read_json_object(request, MAX_BODY)
         _check_keys(body, frozenset({"volume"}))
-        volume = body.get("volume")
-        if isinstance(volume, bool) or not isinstance(volume, (int, float)) or not 0 <= volume <= 100 \
-                or volume != int(volume):
-            raise BadRequest(400, "volume must be a whole number from 0 to 100")
-        session = self.session(device.device_id)
-        if session is None:
-            return json_error(409, f"{device.device_id} is not connected (a device has a channel only "
-                                   "during a conversation)")
-        link = session.link
-        if link.mcp is not None:        # just connected: its tool list may still be on the way
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(MCP_READY_WAIT):
-                    await link.mcp.ready.wait()
-        if not any(t.name == MCP_SET_VOLUME for t in link.device_tools()):
-            return json_error(409, f"{device.device_id} offers no {MCP_SET_VOLUME} (MCP) tool")
         try:
-            await link.call_device_tool(MCP_SET_VOLUME, {"volume": int(volume)})
-        except McpCallError as err:
-            return json_error(503, f"the device did not set the volume: {err}")
-        return web.json_response({"device_id": device.device_id, "volume": int(volume)})
+            volume = control.check_volume(body.get("volume"))
+        except ValueError as err:
+            raise BadRequest(400, str(err)) from None
+        await control.set_volume(self.ctx.registry, device.device_id, volume)
+        return web.json_response({"device_id": device.device_id, "volume": volume})
 
     async def stop(self, request: web.Request) -> web.StreamResponse:
         device = await self.record(request)
         await read_json_object(request, MAX_BODY, allow_empty=True)
-        session = self.session(device.device_id)
-        stopped = session is not None and (session.busy or session.state.value in ("thinking", "speaking"))
-        if session is not None and stopped:
-            await session.abort("api")
+        stopped = await control.stop(self.ctx.registry, device.device_id, "api")
         return web.json_response({"device_id": device.device_id, "stopped": stopped})
 
     async def remove(self, request: web.Request) -> web.StreamResponse:
@@ -167,6 +145,8 @@ def add_routes(app: web.Application, ctx: "HubContext") -> None:
             except AnnounceError as err:
                 return json_error(400, str(err))
             except DeviceError as err:
+                return json_error(err.status, str(err))
+            except control.ControlError as err:
                 return json_error(err.status, str(err))
         return wrapped
 

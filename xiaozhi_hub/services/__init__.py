@@ -5,7 +5,8 @@
 - :mod:`.announce`: "say this" with its delivery rules (speak now, or queue in SQLite until the
   device connects, expire, drop);
 - :mod:`.admin_token`: the admin token every ``/api/`` request needs;
-- :mod:`.component`: the connected Home Assistant component (register flag, home control, conversation).
+- :mod:`.component`: the connected Home Assistant component (register flag, home control, conversation);
+- :mod:`.control`: set a connected device's volume, stop what it says (rules, not a service object).
 
-Each is a typed field of :class:`xiaozhi_hub.context.HubContext`.
+Each service is a typed field of :class:`xiaozhi_hub.context.HubContext`.
 """

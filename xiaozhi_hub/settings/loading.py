@@ -18,7 +18,7 @@ from .engines import (ASR_SCHEMA, AUDIO_SCHEMA, FAKE_SCHEMA, LLM_SCHEMA, TTS_SCH
                       ASRSettings, AudioSettings, FakeSettings, LLMSettings, TTSSettings, VADSettings, VisionSettings)
 from .network import (AUTH_SCHEMA, MDNS_SCHEMA, OTA_SCHEMA, SERVER_SCHEMA, AuthSettings, MDNSSettings, OTASettings,
                       ServerSettings)
-from .integrations import ADDON_SCHEMA, WYOMING_SCHEMA, AddonSettings, WyomingSettings
+from .integrations import ADDON_SCHEMA, MQTT_SCHEMA, WYOMING_SCHEMA, AddonSettings, MqttSettings, WyomingSettings
 from .device_transport import (DEVICE_MQTT_SCHEMA, DEVICES_SCHEMA, UDP_SCHEMA, DeviceMqttSettings, DevicesSettings,
                                UdpSettings)
 from .validators import log_level
@@ -47,6 +47,7 @@ class Settings:
     memory: MemorySettings = field(default_factory=MemorySettings)
     announce: AnnounceSettings = field(default_factory=AnnounceSettings)
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
     addon: AddonSettings = field(default_factory=AddonSettings)
     devices: DevicesSettings = field(default_factory=DevicesSettings)
     device_mqtt: DeviceMqttSettings = field(default_factory=DeviceMqttSettings)
@@ -86,6 +87,7 @@ SECTIONS: dict[str, tuple[vol.Schema, type]] = {
     "memory": (MEMORY_SCHEMA, MemorySettings),
     "announce": (ANNOUNCE_SCHEMA, AnnounceSettings),
     "wyoming": (WYOMING_SCHEMA, WyomingSettings),
+    "mqtt": (MQTT_SCHEMA, MqttSettings),
     "addon": (ADDON_SCHEMA, AddonSettings),
     "devices": (DEVICES_SCHEMA, DevicesSettings),
     "device_mqtt": (DEVICE_MQTT_SCHEMA, DeviceMqttSettings),
