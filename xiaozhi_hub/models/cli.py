@@ -226,6 +226,30 @@ tts:
   provider: piper
   voice: piper-en_US-joe-medium  # piper-en_US-lessac-medium, piper-en_US-amy-medium, piper-zh_CN-huayan-medium, or an .onnx path
   length_scale: 1.0    # > 1 speaks slower
+
+# "Say this" (HTTP API `xiaozhi-hub say`, MQTT, Home Assistant, timers) for a device that is not connected.
+announce:
+  ttl_seconds: 3600    # queued this long at most, then reported expired
+  max_queued: 20       # per device; a new one pushes out the oldest
+
+# Home automations over MQTT (docs/mqtt.md): commands, events, Home Assistant MQTT discovery.
+mqtt:
+  host: ""             # your broker, e.g. 192.168.1.10 or core-mosquitto; empty = MQTT off
+  port: 1883
+  # username: hub
+  # password: secret   # or XIAOZHI_MQTT__PASSWORD; never logged
+  tls: false
+  base_topic: xiaozhi
+  discovery: true      # devices appear in Home Assistant through MQTT discovery
+
+# The hub's speech recognition and voices for Home Assistant's Assist (Wyoming protocol).
+wyoming:
+  enabled: true
+  port: 10300
+
+# Devices on the firmware's MQTT+UDP transport (docs/mqtt-udp.md); WebSocket is the default.
+devices:
+  transport: websocket # websocket | mqtt (per device: `xiaozhi-hub devices transport ID mqtt`)
 """
 
 
