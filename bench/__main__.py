@@ -17,6 +17,7 @@ SUITES = {
     "conversations": ("50 devices conversing (fake providers, zero delay)", "bench.conversations"),
     "pipeline": ("Per-stage latency with the default offline models", "bench.pipeline"),
     "intents": ("Intent path vs LLM path", "bench.intents"),
+    "tts": ("Piper alone: first audio and real-time factor (default voice)", "bench.tts"),
     "quality": ("Answer quality per installed LLM (bench/questions.yaml)", "bench.quality"),
     "wyoming": ("Wyoming STT/TTS next to the devices' path (default models)", "bench.wyoming"),
     "mqtt": ("MQTT say → first audio frame, 1 and 50 devices (fake providers, real Mosquitto)", "bench.mqtt"),
