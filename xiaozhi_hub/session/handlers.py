@@ -7,6 +7,7 @@ the hello only the hello is accepted. The handlers run in the read loop, so cont
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -77,3 +78,18 @@ HANDLERS: dict[type, Callable[["Session", Any], Awaitable[None]]] = {
     DeviceHello: on_hello, Listen: on_listen, Abort: on_abort, DeviceMcp: on_mcp,
     IotUpdate: on_iot, DeviceGoodbye: on_goodbye, Ping: on_ping,
 }
+
+
+async def handle_guarded(session: "Session", work: Awaitable[None]) -> bool:
+    """Run the handling of one inbound message for any transport. One bad message never takes the
+    hub down: an unexpected error is logged and the device told; False means the connection is gone
+    (a send timed out or the peer reset it) and the caller stops reading."""
+    try:
+        await work
+    except (TimeoutError, ConnectionResetError):
+        return False
+    except Exception:
+        log.exception("%s: error handling a message", session)
+        with contextlib.suppress(Exception):
+            await session.send_error("internal", "the hub could not handle that message")
+    return True

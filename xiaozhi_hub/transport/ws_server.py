@@ -28,6 +28,7 @@ from aiohttp import WSMsgType, web
 from ..protocol import codec
 from ..protocol.messages import Error
 from ..protocol.close import CloseCode
+from ..session.handlers import handle_guarded
 from ..session.session import Session
 from ..session.state import SessionState
 
@@ -207,18 +208,10 @@ class WebSocketServer:
             if not allowed:
                 metrics.inc("frames_dropped")
                 continue
-            try:
-                if msg.type is WSMsgType.TEXT:
-                    await session.handle_text(msg.data)
-                elif msg.type is WSMsgType.BINARY:
-                    await session.handle_binary(msg.data)
-            except (TimeoutError, ConnectionResetError):
+            work = (session.handle_text(msg.data) if msg.type is WSMsgType.TEXT
+                    else session.handle_binary(msg.data) if msg.type is WSMsgType.BINARY else None)
+            if work is not None and not await handle_guarded(session, work):
                 return
-            except Exception:
-                # One bad device never takes the hub down: log, tell the device, keep going.
-                log.exception("%s: error handling a frame", session)
-                with contextlib.suppress(Exception):
-                    await session.send_error("internal", "the hub could not handle that message")
             if session.state is SessionState.CLOSED:
                 await self._closed(session)
                 return

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ...protocol import codec
 from ...protocol.close import CloseCode
 from ...protocol.messages import HubGoodbye
+from ...session.handlers import handle_guarded
 from ...session.session import Session
 from ...session.state import SessionState
 from ...vision import camera_call_timeout
@@ -152,17 +153,9 @@ class MqttDevice:
             session = self.session
             if session is None or session.state is SessionState.CLOSED:
                 continue           # the hub is going down, or another connection took the device over
-            try:
-                if kind == "audio":
-                    await session.handle_binary(data)
-                else:
-                    await self._on_text(session, data)
-            except (TimeoutError, ConnectionResetError):
-                pass
-            except Exception:
-                log.exception("%s: error handling a message", session)
-                with contextlib.suppress(Exception):
-                    await session.send_error("internal", "the hub could not handle that message")
+            # A lost send ends nothing here: the MQTT connection's end stops this loop.
+            work = session.handle_binary(data) if kind == "audio" else self._on_text(session, data)
+            await handle_guarded(session, work)
 
     async def _on_text(self, session: Session, payload: bytes) -> None:
         try:
