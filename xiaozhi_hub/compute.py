@@ -264,7 +264,8 @@ class ComputePool:
     # -- latency priority -----------------------------------------------------------------------------
     @contextlib.contextmanager
     def urgent(self) -> Iterator[None]:
-        """Mark the current task's work as latency-critical: the first sentence a user is waiting to hear.
+        """Mark the current task's work as latency-critical: the first sentence a user is waiting to hear
+        (or the next one, when the answer has less than a sentence's synthesis time of audio left).
 
         On two cores, synthesizing that sentence while an LLM generates (with a thread per core)
         took ~1.7x as long. While one of this task's jobs *runs* (not while it waits in a queue:

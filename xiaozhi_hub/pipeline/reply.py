@@ -38,6 +38,7 @@ Item = SentenceStart | bytes | EndOfSpeech
 
 LOOKAHEAD_MS = 4000     # audio the producer may have ready beyond the device's pre-buffer
 GAP_S = 0.160           # a pause this long between two frames of one answer is audible (issue 13)
+URGENT_BELOW_S = 1.5    # less audio ready than this when a sentence is synthesized: it is urgent too
 
 
 def lookahead_frames(frame_ms: int) -> int:
@@ -100,6 +101,7 @@ class Reply:
         self._tts_started = 0.0
         self._audio_started = False
         self._gaps = GapWatch(self.metrics)
+        self._pacer: Pacer | None = None
         self.said: list[str] = []     # the sentences sent to the device
 
     # -- the producer ------------------------------------------------------------------------------
@@ -174,15 +176,24 @@ class Reply:
                 await self.queue.put(SentenceStart("", face))
             return first
         self.timing.mark("first_sentence")
+        # The user is waiting for this one, or will be before it is ready (after a short first piece
+        # such as "Sure!"): other work pauses while it is synthesized.
+        pressing = first or self.ready_s() < URGENT_BELOW_S
         await self.queue.put(SentenceStart(spoken, face))
         with contextlib.ExitStack() as urgent:
-            if first:   # the user is waiting for this one: other work pauses until it is synthesized
+            if pressing:
                 urgent.enter_context(self.ctx.compute.urgent())
             async for frame in synthesize_frames(self.ctx.providers.tts, spoken, maker):
                 self.timing.mark("first_synth")
                 urgent.close()
                 await self.queue.put(frame)
         return False
+
+    def ready_s(self) -> float:
+        """Seconds of this answer's audio made but not yet played: the frames queued for the player
+        (a sentence start counts as one) and what the device has buffered."""
+        ahead = self._pacer.drained_in() if self._pacer is not None else 0.0
+        return self.queue.qsize() * self.settings.audio.frame_duration_ms / 1000.0 + ahead
 
     # -- the player --------------------------------------------------------------------------------
     async def play(self) -> str:
@@ -195,7 +206,7 @@ class Reply:
         self.start()
         producer = self._producer
         assert producer is not None
-        pacer = Pacer(self.settings.audio.frame_duration_ms, self.settings.audio.prebuffer_frames)
+        pacer = self._pacer = Pacer(self.settings.audio.frame_duration_ms, self.settings.audio.prebuffer_frames)
         try:
             await speak(_Feed(self).next, self._send_sentence, self._send_frame, pacer)
             await producer
