@@ -2,7 +2,7 @@
 
 One thread pool for the whole process, sized to the machine, never one per connection. Each engine
 ("asr", "llm", "tts", "opus", ...) has its own concurrency limit and a FIFO queue in front of it, so
-devices are served in arrival order. A caller that would wait longer than ``max_wait`` gets
+devices are served in arrival order (urgent work, :meth:`ComputePool.urgent`, ahead of the rest). A caller that would wait longer than ``max_wait`` gets
 :class:`BusyError` and can answer "busy" instead of leaving the device in silence.
 
 The busy answer rests on an estimate of the wait, so every estimate is checked against what then
