@@ -176,11 +176,24 @@ def round_rows(name: str, r: Round, p50_target: str = "", p95_target: str = "") 
              if stages.get(s, {}).get("count")]
     if parts:
         rows.append((f"{name}: hub stages from its VAD end of speech, p50/p95 ms", ", ".join(parts), ""))
+    rows += _gap_rows(name, r.metrics)
     rows += _estimate_rows(name, r.metrics)
     for t in r.turns:
         if not t.transcript_ok:
             rows.append((f"{name}: transcript of device {t.device} turn {t.turn}", repr(t.heard), repr(t.expected)))
     return rows
+
+
+def _gap_rows(name: str, m: dict[str, float]) -> list[tuple[str, str, str]]:
+    """The hub's own count of the audible pauses it sent, by what the answer waited for (the longest
+    as the 99th percentile; a hub from before it counted them shows 0 / 0 / 0)."""
+    parts = []
+    for cause in ("text", "audio", "frames"):
+        n = m.get(f"xiaozhi_reply_gap_{cause}_seconds_count", 0)
+        longest = m.get(f'xiaozhi_reply_gap_{cause}_seconds{{quantile="0.99"}}')
+        parts.append(f"{n:.0f}" + (f" ({longest * 1000:.0f} ms)" if longest is not None else ""))
+    return [(f"{name}: hub-side pauses > 160 ms, waiting for the next sentence's text / its audio / mid-sentence",
+             " / ".join(parts), "0 / 0 / 0")]
 
 
 def _estimate_rows(name: str, m: dict[str, float]) -> list[tuple[str, str, str]]:

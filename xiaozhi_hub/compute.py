@@ -2,7 +2,7 @@
 
 One thread pool for the whole process, sized to the machine, never one per connection. Each engine
 ("asr", "llm", "tts", "opus", ...) has its own concurrency limit and a FIFO queue in front of it, so
-devices are served in arrival order. A caller that would wait longer than ``max_wait`` gets
+devices are served in arrival order (urgent work, :meth:`ComputePool.urgent`, ahead of the rest). A caller that would wait longer than ``max_wait`` gets
 :class:`BusyError` and can answer "busy" instead of leaving the device in silence.
 
 The busy answer rests on an estimate of the wait, so every estimate is checked against what then
@@ -46,12 +46,17 @@ class _Ghost:
 
 
 class _FairLimit:
-    """A FIFO semaphore whose waiters can give up after a timeout without losing their place."""
+    """A FIFO semaphore whose waiters can give up after a timeout without losing their place.
+
+    An urgent waiter (:meth:`ComputePool.urgent`: a sentence a user is waiting to hear) queues ahead
+    of the ordinary ones, behind earlier urgent ones: with several devices, the second sentence of
+    one answer (its first still playing) used to be synthesized before another device's first."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.active = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._urgent: set[asyncio.Future[None]] = set()    # the waiters that queued as urgent
         self.hold_ewma: float | None = None  # how long a slot is typically held (seconds)
         self.since: list[float] = []         # when each current holder took its slot
         self.ghosts: list[_Ghost] = []       # refused requests whose would-be wait is still running
@@ -103,7 +108,7 @@ class _FairLimit:
             self.active += 1
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        self._enqueue(fut, _URGENT.get())
         try:
             if timeout is None:
                 await fut
@@ -121,13 +126,23 @@ class _FairLimit:
                 self._one_left()
             with contextlib.suppress(ValueError):
                 self._waiters.remove(fut)
+            self._urgent.discard(fut)
             raise
         # The slot was transferred to us by release(); active already counts it.
+
+    def _enqueue(self, fut: asyncio.Future[None], urgent: bool) -> None:
+        if not urgent:
+            self._waiters.append(fut)
+            return
+        self._urgent.add(fut)
+        ahead = next((i for i, w in enumerate(self._waiters) if w not in self._urgent), len(self._waiters))
+        self._waiters.insert(ahead, fut)
 
     def _release_slot(self) -> None:
         self._one_left()
         while self._waiters:
             fut = self._waiters.popleft()
+            self._urgent.discard(fut)
             if not fut.done():
                 fut.set_result(None)  # transfer the slot
                 return
@@ -264,7 +279,8 @@ class ComputePool:
     # -- latency priority -----------------------------------------------------------------------------
     @contextlib.contextmanager
     def urgent(self) -> Iterator[None]:
-        """Mark the current task's work as latency-critical: the first sentence a user is waiting to hear.
+        """Mark the current task's work as latency-critical: the first sentence a user is waiting to hear
+        (or the next one, when the answer has less than a sentence's synthesis time of audio left).
 
         On two cores, synthesizing that sentence while an LLM generates (with a thread per core)
         took ~1.7x as long. While one of this task's jobs *runs* (not while it waits in a queue:

@@ -206,3 +206,41 @@ async def test_every_estimate_is_checked_against_the_real_wait():
     assert predicted > 15.0
     assert 0.1 < actual < predicted                         # the work ahead drained in well under the estimate
     pool.shutdown()
+
+
+async def test_an_urgent_request_queues_ahead_of_ordinary_ones_behind_earlier_urgent_ones():
+    """The first sentence a device waits for is synthesized before another answer's next sentence
+    (whose first one is still playing); among urgent ones, and among ordinary ones, arrival order."""
+    pool = ComputePool(workers=2)
+    pool.set_limit("tts", 1)
+    order: list[str] = []
+    holder = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with pool.slot("tts"):
+            holder.set()
+            await release.wait()
+
+    async def ask(name: str, urgent: bool) -> None:
+        if urgent:
+            with pool.urgent():
+                async with pool.slot("tts"):
+                    order.append(name)
+        else:
+            async with pool.slot("tts"):
+                order.append(name)
+
+    first = asyncio.create_task(hold())
+    await holder.wait()
+    tasks = []
+    for name, urgent in (("next sentence A", False), ("first sentence B", True), ("next sentence B", False),
+                         ("first sentence C", True)):
+        tasks.append(asyncio.create_task(ask(name, urgent)))
+        while pool.limit("tts").queued() < len(tasks):       # queued in this order
+            await asyncio.sleep(0)
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, *tasks), 30)
+    assert order == ["first sentence B", "first sentence C", "next sentence A", "next sentence B"]
+    assert pool.limit("tts").active == 0
+    pool.shutdown()

@@ -50,3 +50,46 @@ def test_no_lead():
     pacer = Pacer(60, 0, clock)
     times = run(pacer, clock, 4)
     assert [round(t - 100, 6) for t in times] == [0.0, 0.06, 0.12, 0.18]
+
+
+# ---------------------------------------------------------------------------- audible pauses, by cause
+
+
+def test_audible_pauses_are_counted_by_what_the_answer_waited_for():
+    from xiaozhi_hub.metrics import Metrics
+    from xiaozhi_hub.pipeline.reply import GAP_S, GapWatch
+
+    clock = Clock()
+    metrics = Metrics()
+    watch = GapWatch(metrics, clock)
+
+    def frames(n: int, step: float = 0.06) -> None:
+        for _ in range(n):
+            watch.frame()
+            clock.t += step
+
+    watch.sentence()
+    frames(5, 0.0)                      # the pre-buffer goes at once: no pause
+    frames(10)                          # then one frame per 60 ms: no pause
+    clock.t += GAP_S - 0.06 - 1e-6      # just under an audible pause, then the next sentence
+    watch.sentence()
+    frames(3)
+    assert not metrics.latencies
+
+    clock.t += 0.5                      # the words of the next sentence came late...
+    watch.sentence()
+    frames(3)
+    watch.sentence()                    # ...this one was ready, its synthesis came late
+    clock.t += 0.3
+    frames(3)
+    clock.t += 0.2                      # a pause inside a sentence
+    frames(2)
+    watch.restart()                     # "One moment." and the wait it covers: not a pause
+    clock.t += 2.0
+    watch.sentence()
+    frames(2)
+
+    assert list(metrics.latencies["reply_gap_text"]) == pytest.approx([0.56])
+    assert list(metrics.latencies["reply_gap_audio"]) == pytest.approx([0.36])
+    assert list(metrics.latencies["reply_gap_frames"]) == pytest.approx([0.26])
+    assert set(metrics.latencies) == {"reply_gap_text", "reply_gap_audio", "reply_gap_frames"}

@@ -186,6 +186,20 @@ def test_the_budget_stops_after_two_sentences():
     assert s.stopped == "budget of 2 sentences"
 
 
+def test_the_llm_is_stopped_as_soon_as_the_sentence_after_the_budget_begins():
+    # It would be written in full and thrown away, while another device may wait for the model.
+    s = shaper()
+    said = s.feed("Paris is the capital of France. It is on the Seine.")
+    assert said == ["Paris is the capital of France."] and not s.stopped
+    assert s.feed(" It") == ["It is on the Seine."]
+    assert s.stopped == "budget of 2 sentences"
+    # An answer that ends by itself at its budget was not cut.
+    s = shaper()
+    assert s.feed("Paris is the capital of France. It is on the Seine.") + s.flush() == \
+        ["Paris is the capital of France.", "It is on the Seine."]
+    assert not s.stopped
+
+
 def test_the_seconds_budget_cuts_between_sentences():
     long = "The Pacific Ocean is the largest and deepest of the five oceans on Earth by far."
     more = "It covers about a third of the surface of the planet, more than all the land."

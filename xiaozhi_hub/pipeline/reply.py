@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, AsyncIterator, Protocol
+from typing import TYPE_CHECKING, AsyncIterator, Callable, Protocol
 
 from ..protocol.messages import Alert, Llm, Message, Tts, TtsState
 from ..providers.base import BusyError, ProviderError
@@ -30,12 +30,15 @@ from .timing import TurnTiming
 
 if TYPE_CHECKING:
     from ..context import HubContext
+    from ..metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 Item = SentenceStart | bytes | EndOfSpeech
 
 LOOKAHEAD_MS = 4000     # audio the producer may have ready beyond the device's pre-buffer
+GAP_S = 0.160           # a pause this long between two frames of one answer is audible (issue 13)
+URGENT_BELOW_S = 1.5    # less audio ready than this when a sentence is synthesized: it is urgent too
 
 
 def lookahead_frames(frame_ms: int) -> int:
@@ -97,6 +100,8 @@ class Reply:
         self._producer: asyncio.Task[None] | None = None
         self._tts_started = 0.0
         self._audio_started = False
+        self._gaps = GapWatch(self.metrics)
+        self._pacer: Pacer | None = None
         self.said: list[str] = []     # the sentences sent to the device
 
     # -- the producer ------------------------------------------------------------------------------
@@ -171,15 +176,24 @@ class Reply:
                 await self.queue.put(SentenceStart("", face))
             return first
         self.timing.mark("first_sentence")
+        # The user is waiting for this one, or will be before it is ready (after a short first piece
+        # such as "Sure!"): other work pauses while it is synthesized.
+        pressing = first or self.ready_s() < URGENT_BELOW_S
         await self.queue.put(SentenceStart(spoken, face))
         with contextlib.ExitStack() as urgent:
-            if first:   # the user is waiting for this one: other work pauses until it is synthesized
+            if pressing:
                 urgent.enter_context(self.ctx.compute.urgent())
             async for frame in synthesize_frames(self.ctx.providers.tts, spoken, maker):
                 self.timing.mark("first_synth")
                 urgent.close()
                 await self.queue.put(frame)
         return False
+
+    def ready_s(self) -> float:
+        """Seconds of this answer's audio made but not yet played: the frames queued for the player
+        (a sentence start counts as one) and what the device has buffered."""
+        ahead = self._pacer.drained_in() if self._pacer is not None else 0.0
+        return self.queue.qsize() * self.settings.audio.frame_duration_ms / 1000.0 + ahead
 
     # -- the player --------------------------------------------------------------------------------
     async def play(self) -> str:
@@ -192,7 +206,7 @@ class Reply:
         self.start()
         producer = self._producer
         assert producer is not None
-        pacer = Pacer(self.settings.audio.frame_duration_ms, self.settings.audio.prebuffer_frames)
+        pacer = self._pacer = Pacer(self.settings.audio.frame_duration_ms, self.settings.audio.prebuffer_frames)
         try:
             await speak(_Feed(self).next, self._send_sentence, self._send_frame, pacer)
             await producer
@@ -217,6 +231,7 @@ class Reply:
         return said if pacer.frames_sent else ""
 
     async def _send_sentence(self, item: SentenceStart) -> None:
+        self._gaps.sentence()
         channel = self.channel
         if item.face is not None:
             emotion, text = item.face
@@ -232,6 +247,7 @@ class Reply:
             if wait > 0:
                 await asyncio.sleep(wait)  # let the device enter "speaking" before audio arrives
         await self.channel.send_audio(frame)
+        self._gaps.frame()
         self.timing.mark("first_audio")
 
     async def filler(self) -> list[SentenceStart | bytes]:
@@ -239,6 +255,39 @@ class Reply:
         self.metrics.inc("fillers")
         text = phrase(self.settings, FILLER_TEXT)
         return [SentenceStart(text), *await self.ctx.phrases.frames(text)]
+
+
+class GapWatch:
+    """Audible pauses in an answer as the hub sent it, by what the answer was waiting for
+    (``/metrics``: ``reply_gap_text``, ``reply_gap_audio``, ``reply_gap_frames``):
+
+    * ``text``: the next sentence reached the player only after the pause began (its words were not
+      written yet, or the producer was still on the sentence before);
+    * ``audio``: the sentence was there, its first frame was not (its synthesis came late);
+    * ``frames``: a pause inside a sentence (the TTS, the encoder or the event loop fell behind).
+    """
+
+    def __init__(self, metrics: "Metrics", clock: Callable[[], float] = time.monotonic) -> None:
+        self.metrics = metrics
+        self.clock = clock
+        self.last_frame: float | None = None
+        self.sentence_at: float | None = None   # when the sentence now starting reached the player
+
+    def sentence(self) -> None:
+        self.sentence_at = self.clock()
+
+    def restart(self) -> None:
+        """The pause before the next frame is intended (after "One moment.")."""
+        self.last_frame = None
+
+    def frame(self) -> None:
+        now = self.clock()
+        last, self.last_frame = self.last_frame, now
+        at, self.sentence_at = self.sentence_at, None
+        if last is None or now - last <= GAP_S:
+            return
+        cause = "frames" if at is None else "text" if at - last > GAP_S else "audio"
+        self.metrics.observe(f"reply_gap_{cause}", now - last)
 
 
 class _Feed:
@@ -251,11 +300,17 @@ class _Feed:
         filler_after = reply.settings.session.filler_after_ms / 1000.0
         end_of_speech = reply.timing.stamps.get("end_of_speech")
         self.deadline = end_of_speech + filler_after if filler_after and end_of_speech is not None else None
+        self.filled = False
 
     async def next(self) -> Item:
         if self.pending:
             return self.pending.popleft()
         queue = self.reply.queue
+        if self.filled:     # the wait after "One moment." is what the filler is for: not a gap
+            self.filled = False
+            item = await queue.get()
+            self.reply._gaps.restart()
+            return item
         if self.deadline is None:
             return await queue.get()
         deadline, self.deadline = self.deadline, None
@@ -267,6 +322,7 @@ class _Feed:
             if not filler:
                 return await queue.get()
             self.pending.extend(filler[1:])
+            self.filled = True
             return filler[0]
 
 

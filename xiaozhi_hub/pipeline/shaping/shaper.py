@@ -7,7 +7,8 @@ first piece, then sentences), and each piece is judged in turn:
    split); :data:`MAX_CODE_CHARS` of code with nothing said in between ends the answer;
 2. a piece that repeats the prompt (:mod:`.leaks`) or repeats the answer itself (:mod:`.loops`)
    ends the answer, and is not said;
-3. the budget (:mod:`.budget`) ends the answer before a sentence that does not fit;
+3. the budget (:mod:`.budget`) ends the answer before a sentence that does not fit, and as soon as
+   the next sentence begins once its last sentence is said;
 4. when the generation ends inside a new sentence after whole ones (the LLM's token limit cut it
    off), that unfinished sentence is not said.
 
@@ -89,11 +90,20 @@ class AnswerShaper:
             said = self._judge(piece)
             if said is not None:
                 out.append(said)
+                if not final and self._budget_spent():
+                    # The splitter released this sentence because the next one has begun, and that one
+                    # will not be said: stop the LLM now rather than after it has written it all (the
+                    # model is shared: another device may be waiting for it).
+                    self._stop(f"budget of {self.budget.sentences} sentences")
             if self.stopped:
                 break
         if not self.stopped and self.codes.dropped - self._code_mark > MAX_CODE_CHARS:
             self._stop("code and nothing else")
         return out
+
+    def _budget_spent(self) -> bool:
+        """The budget's last sentence has been said: nothing more will be (a face-only piece aside)."""
+        return not self.in_sentence and self.sentences >= self.budget.sentences
 
     def _unfinished(self, piece: str) -> bool:
         """A last piece that starts a sentence it does not end, after whole sentences were said."""

@@ -1,0 +1,68 @@
+"""Which sentences of an answer are synthesized as urgent work (the LLM pauses for them): the first,
+and any that comes when less than ``URGENT_BELOW_S`` of the answer's audio is left to play, such as
+the sentence after a short "Sure!" (with several devices its synthesis otherwise came late: a pause).
+
+Fake TTS (a tone as long as the text), real frame maker, compute pool and reply producer; the
+producer runs without a player, so the audio ready is exactly what it has queued (nothing timed)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from types import SimpleNamespace
+from typing import Any, AsyncIterator
+
+from xiaozhi_hub.compute import _URGENT, ComputePool
+from xiaozhi_hub.metrics import Metrics
+from xiaozhi_hub.pipeline.reply import URGENT_BELOW_S, Reply
+from xiaozhi_hub.providers.fake import FakeTTS
+
+from ..conftest import fake_settings
+
+
+class RecordingTTS(FakeTTS):
+    """Notes, per sentence, whether it was synthesized as urgent work."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.urgent: list[tuple[str, bool]] = []
+
+    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        self.urgent.append((text, _URGENT.get()))
+        async for chunk in super().synthesize(text):
+            yield chunk
+
+
+class Channel:
+    """A reply channel that is never played to (the producer alone runs)."""
+
+    id = "session-1"
+    device_id = "aa:bb:cc:dd:ee:01"
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.turn_log: collections.deque[dict[str, float]] = collections.deque(maxlen=10)
+
+
+async def pieces(*texts: str) -> AsyncIterator[str]:
+    for text in texts:
+        yield text
+
+
+async def test_the_sentence_after_a_short_first_piece_is_urgent_too_but_not_one_with_audio_ready(tmp_path):
+    settings = fake_settings(tmp_path)
+    compute = ComputePool(workers=2)
+    tts = RecordingTTS(settings.fake)
+    ctx = SimpleNamespace(settings=settings, metrics=Metrics(), compute=compute,
+                          providers=SimpleNamespace(tts=tts))
+    short, long, last = "Sure!", "I can turn on the kitchen light for you.", "It is on now."
+    assert tts.duration_ms(short) / 1000 < URGENT_BELOW_S < tts.duration_ms(long) / 1000
+    reply = Reply(Channel(ctx), pieces(short, f" {long}", f" {last}"))  # type: ignore[arg-type]
+    try:
+        reply.start()
+        assert reply._producer is not None
+        await asyncio.wait_for(reply._producer, 30)
+    finally:
+        await reply.discard()
+        compute.shutdown()
+    assert tts.urgent == [(short, True), (long, True), (last, False)]
