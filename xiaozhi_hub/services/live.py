@@ -24,7 +24,7 @@ from .events import EventBus, EventType
 
 ONLINE_STATES = frozenset({"idle", "listening", "thinking", "speaking"})
 OFFLINE = "offline"
-# The stock firmware's MCP tools that tell the device's volume (PROTOCOL.md, MCP tools).
+# The stock firmware's MCP tools that tell the device's volume (docs/protocol.md, MCP).
 MCP_SET_VOLUME = "self.audio_speaker.set_volume"
 MCP_DEVICE_STATUS = "self.get_device_status"
 MAX_TEXT = 2000          # last_heard / last_reply are cut to this many characters
