@@ -369,14 +369,20 @@ async def test_udp_flood_on_a_channel_is_rate_limited(start_hub):
 
 # ---------------------------------------------------------------------------- hub restart
 
-async def test_device_reconnects_after_a_hub_restart(tmp_path):
+def restartable_settings(tmp_path: Any) -> tuple[Any, str]:
+    """Fixed ports, so a second hub on the same settings is where the device expects it; the OTA URL."""
     mqtt_port, udp_port, http_port = free_port(), free_port(), free_port()
     settings = fake_settings(tmp_path, device_mqtt={"enabled": True, "port": mqtt_port},
                              udp={"port": udp_port}, devices={"transport": "mqtt"},
                              server={"host": "127.0.0.1", "ws_port": 0, "http_port": http_port})
+    return settings, f"http://127.0.0.1:{http_port}/xiaozhi/ota/"
+
+
+async def test_device_reconnects_after_a_hub_restart(tmp_path):
+    settings, ota = restartable_settings(tmp_path)
     hub = Hub(settings)
     await hub.start()
-    dev = MqttSimulatedDevice(f"http://127.0.0.1:{http_port}/xiaozhi/ota/", reconnect_delay=0.3)
+    dev = MqttSimulatedDevice(ota, reconnect_delay=0.3)
     try:
         await dev.connect()
         await dev.run_turn(SPEECH, mode="manual", timeout=20)
@@ -398,13 +404,10 @@ async def test_device_reconnects_after_a_hub_restart(tmp_path):
 async def test_a_channel_left_open_by_a_crashed_hub_is_closed_with_goodbye(tmp_path):
     """The hub died without saying goodbye: the device still thinks its channel is open and sends
     ``listen start`` with the old session id; the hub tells it goodbye, and the next wake works."""
-    mqtt_port, udp_port, http_port = free_port(), free_port(), free_port()
-    settings = fake_settings(tmp_path, device_mqtt={"enabled": True, "port": mqtt_port},
-                             udp={"port": udp_port}, devices={"transport": "mqtt"},
-                             server={"host": "127.0.0.1", "ws_port": 0, "http_port": http_port})
+    settings, ota = restartable_settings(tmp_path)
     hub = Hub(settings)
     await hub.start()
-    dev = MqttSimulatedDevice(f"http://127.0.0.1:{http_port}/xiaozhi/ota/", reconnect_delay=0.3)
+    dev = MqttSimulatedDevice(ota, reconnect_delay=0.3)
     try:
         await dev.connect()
         await dev.run_turn(SPEECH, mode="manual", timeout=20)
