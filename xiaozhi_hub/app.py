@@ -35,7 +35,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from . import __version__, supervisor
+from . import __version__, heap, supervisor
 from .auth import Authenticator, load_or_create_secret
 from .compute import ComputePool
 from .context import HubContext, lan_ip
@@ -262,6 +262,8 @@ class Hub:
         ctx.vision = open_vision(settings, self._closers)
         lag = asyncio.create_task(watch_loop_lag(metrics), name="loop-lag")
         self._closers.append(_call(lag.cancel))
+        trim = asyncio.create_task(heap.trim_when_quiet(compute, metrics), name="heap-trim")
+        self._closers.append(_call(trim.cancel))
         await open_api_services(ctx, self._closers)
         try:
             ctx.agent = await create_agent(ctx)
@@ -351,6 +353,7 @@ async def serve(settings: Settings) -> int:
     return 0
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    heap.limit_arenas()   # before the engines start their threads (xiaozhi_hub/heap.py)
     try:
         return asyncio.run(serve(settings))
     except ProviderError as err:
