@@ -192,8 +192,11 @@ def _gap_rows(name: str, m: dict[str, float]) -> list[tuple[str, str, str]]:
         n = m.get(f"xiaozhi_reply_gap_{cause}_seconds_count", 0)
         longest = m.get(f'xiaozhi_reply_gap_{cause}_seconds{{quantile="0.99"}}')
         parts.append(f"{n:.0f}" + (f" ({longest * 1000:.0f} ms)" if longest is not None else ""))
+    promoted = m.get("xiaozhi_llm_promoted_total", 0)
     return [(f"{name}: hub-side pauses > 160 ms, waiting for the next sentence's text / its audio / mid-sentence",
-             " / ".join(parts), "0 / 0 / 0")]
+             " / ".join(parts), "0 / 0 / 0"),
+            (f"{name}: LLM turns given to an answer running out of audio, ahead of new questions",
+             f"{promoted:.0f}", "")]
 
 
 def _estimate_rows(name: str, m: dict[str, float]) -> list[tuple[str, str, str]]:

@@ -32,6 +32,11 @@ T = TypeVar("T")
 
 # Set (per task) while the task does latency-critical work; its jobs then count as urgent while they run.
 _URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("compute_urgent", default=False)
+# Set (per task) by an answer that is playing: how many seconds of its audio are left to play (None
+# before it plays). Its request waiting in a queue is served first once that falls below PROMOTE_BELOW_S.
+_AUDIO_LEFT: contextvars.ContextVar[Callable[[], float | None] | None] = contextvars.ContextVar(
+    "compute_audio_left", default=None)
+PROMOTE_BELOW_S = 2.0   # audio left when a playing answer's next text goes ahead of new questions
 
 
 class _Ghost:
@@ -57,6 +62,9 @@ class _FairLimit:
         self.active = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._urgent: set[asyncio.Future[None]] = set()    # the waiters that queued as urgent
+        self._playing: dict[asyncio.Future[None], Callable[[], float | None]] = {}   # their audio left
+        self.promoted = 0                    # grants to a playing answer ahead of earlier arrivals
+        self.on_promoted: Callable[[], None] | None = None
         self.hold_ewma: float | None = None  # how long a slot is typically held (seconds)
         self.since: list[float] = []         # when each current holder took its slot
         self.ghosts: list[_Ghost] = []       # refused requests whose would-be wait is still running
@@ -127,10 +135,14 @@ class _FairLimit:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(fut)
             self._urgent.discard(fut)
+            self._playing.pop(fut, None)
             raise
         # The slot was transferred to us by release(); active already counts it.
 
     def _enqueue(self, fut: asyncio.Future[None], urgent: bool) -> None:
+        audio_left = _AUDIO_LEFT.get()
+        if audio_left is not None:
+            self._playing[fut] = audio_left
         if not urgent:
             self._waiters.append(fut)
             return
@@ -141,12 +153,36 @@ class _FairLimit:
     def _release_slot(self) -> None:
         self._one_left()
         while self._waiters:
-            fut = self._waiters.popleft()
+            fut = self._next()
+            self._waiters.remove(fut)
             self._urgent.discard(fut)
+            self._playing.pop(fut, None)
             if not fut.done():
                 fut.set_result(None)  # transfer the slot
                 return
         self.active -= 1
+
+    def _next(self) -> asyncio.Future[None]:
+        """Who gets a freed slot: the queue's head, unless that is an ordinary request and a playing
+        answer in the queue has less than ``PROMOTE_BELOW_S`` of audio left (the one with the least).
+
+        With several devices asking on and on, an answer that gave the LLM up after its first
+        sentences (llm_llamacpp, Taking turns) queued behind every question asked since; its
+        device fell silent mid-answer for up to 7.9 s in a 30-minute run. A question waiting a
+        little longer is covered by "One moment."; a pause in the middle of an answer is not."""
+        head = self._waiters[0]
+        if head in self._urgent or not self._playing:
+            return head
+        best, least = head, PROMOTE_BELOW_S
+        for fut, audio_left in self._playing.items():
+            left = None if fut.done() else audio_left()
+            if left is not None and left < least:
+                best, least = fut, left
+        if best is not head:
+            self.promoted += 1
+            if self.on_promoted is not None:
+                self.on_promoted()
+        return best
 
     def release(self) -> None:
         self._release_slot()
@@ -163,7 +199,7 @@ class ComputePool:
         self._limits: dict[str, _FairLimit] = {}
         self._default_limit = max(1, cores)
         for kind, n in (limits or {}).items():
-            self._limits[kind] = _FairLimit(max(1, n))
+            self._limits[kind] = self._new_limit(kind, n)
         self._max_wait = dict(max_wait or {})
         self._pinned: dict[str, ThreadPoolExecutor] = {}
         self.stats: dict[str, dict[str, float]] = collections.defaultdict(
@@ -176,7 +212,12 @@ class ComputePool:
     def limit(self, kind: str) -> _FairLimit:
         lim = self._limits.get(kind)
         if lim is None:
-            lim = self._limits[kind] = _FairLimit(self._default_limit)
+            lim = self._limits[kind] = self._new_limit(kind, self._default_limit)
+        return lim
+
+    def _new_limit(self, kind: str, n: int) -> _FairLimit:
+        lim = _FairLimit(max(1, n))
+        lim.on_promoted = lambda: self.metrics.inc(f"{kind}_promoted") if self.metrics is not None else None
         return lim
 
     def set_limit(self, kind: str, limit: int, max_wait: float | None = None) -> None:
@@ -277,6 +318,17 @@ class ComputePool:
             return await self.run_in_slot(kind, fn, *args, **kwargs)
 
     # -- latency priority -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def playing(self, audio_left: Callable[[], float | None]) -> Iterator[None]:
+        """Mark the current task as the producer of an answer that may be playing: ``audio_left()``
+        says how many seconds of its audio are left to play (None while it does not play). A request
+        it queues is served ahead of ordinary ones once that is below ``PROMOTE_BELOW_S``."""
+        token = _AUDIO_LEFT.set(audio_left)
+        try:
+            yield
+        finally:
+            _AUDIO_LEFT.reset(token)
+
     @contextlib.contextmanager
     def urgent(self) -> Iterator[None]:
         """Mark the current task's work as latency-critical: the first sentence a user is waiting to hear

@@ -244,3 +244,75 @@ async def test_an_urgent_request_queues_ahead_of_ordinary_ones_behind_earlier_ur
     assert order == ["first sentence B", "first sentence C", "next sentence A", "next sentence B"]
     assert pool.limit("tts").active == 0
     pool.shutdown()
+
+
+async def test_a_playing_answer_about_to_run_out_of_audio_goes_ahead_of_new_questions():
+    """An answer that gave the LLM up mid-answer waits behind the questions asked since, until its
+    device has less than PROMOTE_BELOW_S of audio left: then it is served first (the one with the
+    least audio left first); one that does not play yet (None) keeps its place."""
+    from xiaozhi_hub.compute import PROMOTE_BELOW_S
+
+    pool = ComputePool(workers=2)
+    pool.set_limit("llm", 1)
+    order: list[str] = []
+    audio = {"A": 10.0, "B": 10.0, "D": None}
+    holder, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with pool.slot("llm"):
+            holder.set()
+            await release.wait()
+
+    async def ask(name: str) -> None:
+        if name in audio:
+            with pool.playing(lambda: audio[name]):
+                async with pool.slot("llm"):
+                    order.append(name)
+        else:
+            async with pool.slot("llm"):
+                order.append(name)
+
+    first = asyncio.create_task(hold())
+    await holder.wait()
+    tasks = []
+    for name in ("new question Q1", "A", "new question Q2", "B", "D", "new question Q3"):
+        tasks.append(asyncio.create_task(ask(name)))
+        while pool.limit("llm").queued() < len(tasks):
+            await asyncio.sleep(0)
+    audio["A"], audio["B"] = PROMOTE_BELOW_S - 0.5, PROMOTE_BELOW_S - 1.0   # both running out, B more
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, *tasks), 30)
+    assert order == ["B", "A", "new question Q1", "new question Q2", "D", "new question Q3"]
+    assert pool.limit("llm").promoted == 2
+    assert pool.limit("llm").active == 0
+    pool.shutdown()
+
+
+async def test_a_playing_answer_with_audio_to_spare_keeps_its_place_in_the_queue():
+    pool = ComputePool(workers=2)
+    pool.set_limit("llm", 1)
+    order: list[str] = []
+    holder, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with pool.slot("llm"):
+            holder.set()
+            await release.wait()
+
+    async def ask(name: str, left: float | None) -> None:
+        with pool.playing(lambda: left):
+            async with pool.slot("llm"):
+                order.append(name)
+
+    first = asyncio.create_task(hold())
+    await holder.wait()
+    tasks = []
+    for name, left in (("Q1", None), ("A", 5.0), ("Q2", None)):
+        tasks.append(asyncio.create_task(ask(name, left)))
+        while pool.limit("llm").queued() < len(tasks):
+            await asyncio.sleep(0)
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, *tasks), 30)
+    assert order == ["Q1", "A", "Q2"]
+    assert pool.limit("llm").promoted == 0
+    pool.shutdown()

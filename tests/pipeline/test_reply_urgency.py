@@ -66,3 +66,40 @@ async def test_the_sentence_after_a_short_first_piece_is_urgent_too_but_not_one_
         await reply.discard()
         compute.shutdown()
     assert tts.urgent == [(short, True), (long, True), (last, False)]
+
+
+async def test_the_answers_llm_requests_carry_its_audio_left_once_it_plays(tmp_path):
+    """What the LLM's queue reads to serve a playing answer that is running out of audio first
+    (compute.PROMOTE_BELOW_S): nothing before the answer plays, then its seconds of audio left."""
+    from xiaozhi_hub.compute import _AUDIO_LEFT
+
+    settings = fake_settings(tmp_path)
+    compute = ComputePool(workers=2)
+    ctx = SimpleNamespace(settings=settings, metrics=Metrics(), compute=compute,
+                          providers=SimpleNamespace(tts=FakeTTS(settings.fake)))
+    seen: list[float | None] = []
+    holder: list[Reply] = []
+
+    async def deltas() -> AsyncIterator[str]:
+        audio_left = _AUDIO_LEFT.get()
+        assert audio_left is not None
+        seen.append(audio_left())
+        yield "The kitchen light is on."
+        holder[0]._audio_started = True          # as the player does on its first frame
+        while holder[0].queue.qsize() == 0:      # the first sentence's frames are made
+            await asyncio.sleep(0.01)
+        seen.append(audio_left())
+        yield " Anything else?"
+
+    reply = Reply(Channel(ctx), deltas())  # type: ignore[arg-type]
+    holder.append(reply)
+    try:
+        reply.start()
+        assert reply._producer is not None
+        await asyncio.wait_for(reply._producer, 30)
+    finally:
+        await reply.discard()
+        compute.shutdown()
+    assert seen[0] is None
+    assert seen[1] is not None and seen[1] > 0
+    assert _AUDIO_LEFT.get() is None                 # only the answer's own task carried it

@@ -127,12 +127,15 @@ class Reply:
         splitter = SentenceSplitter()
         try:
             try:
-                async for delta in self.deltas:
-                    self.timing.mark("first_token")
-                    # The agent yields whole pieces (docs/agent.md, Spoken answers): each one ends
-                    # where a sentence may, so it is released now, not when the next one comes.
-                    for sentence in [*splitter.feed(delta), *splitter.flush()]:
-                        self._sentences.put_nowait(sentence)
+                # Once the answer plays, its next stretch of text goes ahead of new questions in the
+                # LLM's queue when this device is about to run out of audio (compute.PROMOTE_BELOW_S).
+                with self.ctx.compute.playing(self.audio_left):
+                    async for delta in self.deltas:
+                        self.timing.mark("first_token")
+                        # The agent yields whole pieces (docs/agent.md, Spoken answers): each one ends
+                        # where a sentence may, so it is released now, not when the next one comes.
+                        for sentence in [*splitter.feed(delta), *splitter.flush()]:
+                            self._sentences.put_nowait(sentence)
             finally:
                 # A cancelled reply closes the agent's generator (and the LLM stream) right away.
                 await close_stream(self.deltas)
@@ -188,6 +191,10 @@ class Reply:
                 urgent.close()
                 await self.queue.put(frame)
         return False
+
+    def audio_left(self) -> float | None:
+        """Seconds of this answer's audio left to play, None before it plays."""
+        return self.ready_s() if self._audio_started else None
 
     def ready_s(self) -> float:
         """Seconds of this answer's audio made but not yet played: the frames queued for the player
