@@ -13,7 +13,7 @@ crept up. Two measures, both no-ops where the C library is not glibc:
   which returns the free pages inside every arena to the system. One trim takes a few milliseconds,
   on a compute thread; the time it took and what it released are on ``/metrics`` (``heap_trim``).
 
-Measured figures: docs/design.md (Memory).
+Measured figures: docs/design.md, Memory.
 """
 
 from __future__ import annotations
