@@ -44,9 +44,11 @@ def _libc() -> ctypes.CDLL | None:
         return None
     try:
         libc = ctypes.CDLL(name)
-        libc.mallopt, libc.malloc_trim     # glibc only (musl has neither)
+        mallopt, malloc_trim = libc.mallopt, libc.malloc_trim     # glibc only (musl has neither)
     except (OSError, AttributeError):
         return None
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    malloc_trim.argtypes, malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
     return libc
 
 
