@@ -1,8 +1,10 @@
 """The shared compute pool: per-engine limits, FIFO order across devices, busy instead of waiting."""
 
 import asyncio
+import contextlib
 import threading
 import time
+from typing import Any, Callable
 
 import pytest
 
@@ -208,41 +210,46 @@ async def test_every_estimate_is_checked_against_the_real_wait():
     pool.shutdown()
 
 
-async def test_an_urgent_request_queues_ahead_of_ordinary_ones_behind_earlier_urgent_ones():
-    """The first sentence a device waits for is synthesized before another answer's next sentence
-    (whose first one is still playing); among urgent ones, and among ordinary ones, arrival order."""
-    pool = ComputePool(workers=2)
-    pool.set_limit("tts", 1)
+async def served_order(pool: ComputePool, kind: str, requests: list[tuple[str, Any]],
+                       before_release: Callable[[], None] = lambda: None) -> list[str]:
+    """One holder takes ``kind``'s only slot; ``requests`` (a name, the context it queues in) queue
+    behind it in this order; once the holder lets go, the order they were served in."""
     order: list[str] = []
-    holder = asyncio.Event()
-    release = asyncio.Event()
+    holder, release = asyncio.Event(), asyncio.Event()
 
     async def hold() -> None:
-        async with pool.slot("tts"):
+        async with pool.slot(kind):
             holder.set()
             await release.wait()
 
-    async def ask(name: str, urgent: bool) -> None:
-        if urgent:
-            with pool.urgent():
-                async with pool.slot("tts"):
-                    order.append(name)
-        else:
-            async with pool.slot("tts"):
+    async def ask(name: str, context: Any) -> None:
+        with context:
+            async with pool.slot(kind):
                 order.append(name)
 
     first = asyncio.create_task(hold())
     await holder.wait()
     tasks = []
-    for name, urgent in (("next sentence A", False), ("first sentence B", True), ("next sentence B", False),
-                         ("first sentence C", True)):
-        tasks.append(asyncio.create_task(ask(name, urgent)))
-        while pool.limit("tts").queued() < len(tasks):       # queued in this order
+    for name, context in requests:
+        tasks.append(asyncio.create_task(ask(name, context)))
+        while pool.limit(kind).queued() < len(tasks):       # queued in this order
             await asyncio.sleep(0)
+    before_release()
     release.set()
     await asyncio.wait_for(asyncio.gather(first, *tasks), 30)
+    assert pool.limit(kind).active == 0
+    return order
+
+
+async def test_an_urgent_request_queues_ahead_of_ordinary_ones_behind_earlier_urgent_ones():
+    """The first sentence a device waits for is synthesized before another answer's next sentence
+    (whose first one is still playing); among urgent ones, and among ordinary ones, arrival order."""
+    pool = ComputePool(workers=2)
+    pool.set_limit("tts", 1)
+    order = await served_order(pool, "tts", [
+        ("next sentence A", contextlib.nullcontext()), ("first sentence B", pool.urgent()),
+        ("next sentence B", contextlib.nullcontext()), ("first sentence C", pool.urgent())])
     assert order == ["first sentence B", "first sentence C", "next sentence A", "next sentence B"]
-    assert pool.limit("tts").active == 0
     pool.shutdown()
 
 
@@ -254,65 +261,28 @@ async def test_a_playing_answer_about_to_run_out_of_audio_goes_ahead_of_new_ques
 
     pool = ComputePool(workers=2)
     pool.set_limit("llm", 1)
-    order: list[str] = []
-    audio = {"A": 10.0, "B": 10.0, "D": None}
-    holder, release = asyncio.Event(), asyncio.Event()
+    audio: dict[str, float | None] = {"A": 10.0, "B": 10.0, "D": None}
 
-    async def hold() -> None:
-        async with pool.slot("llm"):
-            holder.set()
-            await release.wait()
+    def playing(name: str) -> Any:
+        return pool.playing(lambda: audio[name])
 
-    async def ask(name: str) -> None:
-        if name in audio:
-            with pool.playing(lambda: audio[name]):
-                async with pool.slot("llm"):
-                    order.append(name)
-        else:
-            async with pool.slot("llm"):
-                order.append(name)
+    def running_out() -> None:            # both are about to run out of audio, B more
+        audio["A"], audio["B"] = PROMOTE_BELOW_S - 0.5, PROMOTE_BELOW_S - 1.0
 
-    first = asyncio.create_task(hold())
-    await holder.wait()
-    tasks = []
-    for name in ("new question Q1", "A", "new question Q2", "B", "D", "new question Q3"):
-        tasks.append(asyncio.create_task(ask(name)))
-        while pool.limit("llm").queued() < len(tasks):
-            await asyncio.sleep(0)
-    audio["A"], audio["B"] = PROMOTE_BELOW_S - 0.5, PROMOTE_BELOW_S - 1.0   # both running out, B more
-    release.set()
-    await asyncio.wait_for(asyncio.gather(first, *tasks), 30)
+    order = await served_order(pool, "llm", [
+        ("new question Q1", contextlib.nullcontext()), ("A", playing("A")),
+        ("new question Q2", contextlib.nullcontext()), ("B", playing("B")), ("D", playing("D")),
+        ("new question Q3", contextlib.nullcontext())], running_out)
     assert order == ["B", "A", "new question Q1", "new question Q2", "D", "new question Q3"]
     assert pool.limit("llm").promoted == 2
-    assert pool.limit("llm").active == 0
     pool.shutdown()
 
 
 async def test_a_playing_answer_with_audio_to_spare_keeps_its_place_in_the_queue():
     pool = ComputePool(workers=2)
     pool.set_limit("llm", 1)
-    order: list[str] = []
-    holder, release = asyncio.Event(), asyncio.Event()
-
-    async def hold() -> None:
-        async with pool.slot("llm"):
-            holder.set()
-            await release.wait()
-
-    async def ask(name: str, left: float | None) -> None:
-        with pool.playing(lambda: left):
-            async with pool.slot("llm"):
-                order.append(name)
-
-    first = asyncio.create_task(hold())
-    await holder.wait()
-    tasks = []
-    for name, left in (("Q1", None), ("A", 5.0), ("Q2", None)):
-        tasks.append(asyncio.create_task(ask(name, left)))
-        while pool.limit("llm").queued() < len(tasks):
-            await asyncio.sleep(0)
-    release.set()
-    await asyncio.wait_for(asyncio.gather(first, *tasks), 30)
+    order = await served_order(pool, "llm", [
+        ("Q1", contextlib.nullcontext()), ("A", pool.playing(lambda: 5.0)), ("Q2", contextlib.nullcontext())])
     assert order == ["Q1", "A", "Q2"]
     assert pool.limit("llm").promoted == 0
     pool.shutdown()

@@ -49,22 +49,30 @@ async def pieces(*texts: str) -> AsyncIterator[str]:
         yield text
 
 
-async def test_the_sentence_after_a_short_first_piece_is_urgent_too_but_not_one_with_audio_ready(tmp_path):
-    settings = fake_settings(tmp_path)
-    compute = ComputePool(workers=2)
-    tts = RecordingTTS(settings.fake)
-    ctx = SimpleNamespace(settings=settings, metrics=Metrics(), compute=compute,
-                          providers=SimpleNamespace(tts=tts))
-    short, long, last = "Sure!", "I can turn on the kitchen light for you.", "It is on now."
-    assert tts.duration_ms(short) / 1000 < URGENT_BELOW_S < tts.duration_ms(long) / 1000
-    reply = Reply(Channel(ctx), pieces(short, f" {long}", f" {last}"))  # type: ignore[arg-type]
+def hub(settings: Any, tts: Any) -> Any:
+    """What a reply reads of the hub: settings, metrics, the compute pool and the TTS."""
+    return SimpleNamespace(settings=settings, metrics=Metrics(), compute=ComputePool(workers=2),
+                           providers=SimpleNamespace(tts=tts))
+
+
+async def produce(reply: Reply) -> None:
+    """Run the reply's producer alone to its end (no player), then let it go."""
     try:
         reply.start()
         assert reply._producer is not None
         await asyncio.wait_for(reply._producer, 30)
     finally:
         await reply.discard()
-        compute.shutdown()
+        reply.ctx.compute.shutdown()
+
+
+async def test_the_sentence_after_a_short_first_piece_is_urgent_too_but_not_one_with_audio_ready(tmp_path):
+    settings = fake_settings(tmp_path)
+    tts = RecordingTTS(settings.fake)
+    ctx = hub(settings, tts)
+    short, long, last = "Sure!", "I can turn on the kitchen light for you.", "It is on now."
+    assert tts.duration_ms(short) / 1000 < URGENT_BELOW_S < tts.duration_ms(long) / 1000
+    await produce(Reply(Channel(ctx), pieces(short, f" {long}", f" {last}")))  # type: ignore[arg-type]
     assert tts.urgent == [(short, True), (long, True), (last, False)]
 
 
@@ -74,9 +82,7 @@ async def test_the_answers_llm_requests_carry_its_audio_left_once_it_plays(tmp_p
     from xiaozhi_hub.compute import _AUDIO_LEFT
 
     settings = fake_settings(tmp_path)
-    compute = ComputePool(workers=2)
-    ctx = SimpleNamespace(settings=settings, metrics=Metrics(), compute=compute,
-                          providers=SimpleNamespace(tts=FakeTTS(settings.fake)))
+    ctx = hub(settings, FakeTTS(settings.fake))
     seen: list[float | None] = []
     holder: list[Reply] = []
 
@@ -93,13 +99,7 @@ async def test_the_answers_llm_requests_carry_its_audio_left_once_it_plays(tmp_p
 
     reply = Reply(Channel(ctx), deltas())  # type: ignore[arg-type]
     holder.append(reply)
-    try:
-        reply.start()
-        assert reply._producer is not None
-        await asyncio.wait_for(reply._producer, 30)
-    finally:
-        await reply.discard()
-        compute.shutdown()
+    await produce(reply)
     assert seen[0] is None
     assert seen[1] is not None and seen[1] > 0
     assert _AUDIO_LEFT.get() is None                 # only the answer's own task carried it
