@@ -235,14 +235,17 @@ class ComputePool:
             self._pinned[kind] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"compute-{kind}")
 
     @contextlib.asynccontextmanager
-    async def slot(self, kind: str, max_wait: float | None = None, *, background: bool = False) -> AsyncIterator[None]:
+    async def slot(self, kind: str, max_wait: float | None = None, *, background: bool = False,
+                   patient: bool = False) -> AsyncIterator[None]:
         """Hold one slot of ``kind`` (for streaming work that spans several calls).
 
+        ``max_wait``: None is the kind's own limit (``set_limit``). ``patient``: no limit at all, never
+        busy (the rest of an answer that has begun playing).
         ``background``: optional work (a prompt-cache warm-up or prefill) whose hold time says nothing
         about how long a device's request holds the slot, so it is left out of the estimate behind
         the busy answer (a warm-up of many seconds on a busy machine made later turns look queued)."""
         lim = self.limit(kind)
-        wait = self._max_wait.get(kind) if max_wait is None else max_wait
+        wait = None if patient else self._max_wait.get(kind) if max_wait is None else max_wait
         checked = wait is not None and wait > 0 and not background     # a device's request that may hear "busy"
         predicted = lim.expected_wait()
         if wait is not None and predicted > wait:

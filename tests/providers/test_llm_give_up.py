@@ -100,6 +100,7 @@ class ScriptedLlama:
         self.metadata: dict[str, str] = {}
         self.hold = threading.Event()       # the first generation waits for this before its first token
         self.started = threading.Event()
+        self.hold_on: dict[str, threading.Event] = {}   # a question's first generation waits for its event
         self.prompts: list[str] = []
 
     def token_eos(self) -> int:
@@ -131,6 +132,8 @@ class ScriptedLlama:
         if not self.started.is_set():
             self.started.set()
             assert self.hold.wait(30)
+        if question in self.hold_on:
+            assert self.hold_on.pop(question).wait(30)
         for token in answer[done:]:
             if stopping_criteria(None, None):      # checked before the sampled token is yielded
                 return
@@ -182,3 +185,45 @@ async def test_a_reply_that_gives_the_model_up_has_all_it_wrote_spoken_during_th
     assert any(p.endswith("<|im_start|>assistant\n" + before) for p in model.prompts)
     # Everything it wrote before the wait leaves the reply's sentence splitter before the wait.
     assert " ".join(SentenceSplitter().feed(before)) == "Sure! I can turn on the kitchen light for you."
+
+
+async def test_an_answer_that_gave_the_model_up_is_never_refused_as_busy_when_it_queues_again():
+    """Its answer has begun: however long the queue looks, the rest of it waits for the model (and
+    goes ahead of new questions once its audio runs low, compute.PROMOTE_BELOW_S), and the device
+    never hears "busy" in the middle of an answer. Only a new question meets ``llm.max_wait``."""
+    from xiaozhi_hub.providers.base import BusyError
+
+    france_q = "What is the capital of France?"
+    compute = ComputePool(workers=2)
+    compute.set_limit("llm", 1, max_wait=5.0)
+    model = ScriptedLlama({LIGHT_Q: LIGHT_A, TIME_Q: TIME_A, france_q: ["Paris", "."]})
+    llm = LlamaCppLLM(model, compute, system_prompt="You are a voice assistant.", max_tokens=100,
+                      temperature=0.0, max_wait=5.0, timeout=60.0)
+    lim = compute.limit("llm")
+
+    async def ask(question: str) -> str:
+        async with contextlib.aclosing(llm.stream([ChatMessage("user", question)])) as events:
+            return "".join([e.text async for e in events if isinstance(e, TextDelta)])
+
+    clock_runs = model.hold_on[TIME_Q] = threading.Event()
+    try:
+        light = asyncio.create_task(ask(LIGHT_Q))
+        await until(model.started.is_set)
+        clock = asyncio.create_task(ask(TIME_Q))
+        france = asyncio.create_task(ask(france_q))
+        await until(lambda: lim.queued() == 2)      # two devices wait for the model
+        lim.hold_ewma = 100.0                       # from now on the queue looks 100 s long
+        with pytest.raises(BusyError):              # a new question is refused...
+            await ask("Tell me a joke about cats.")
+        model.hold.set()                            # the light answer gives the model up to the clock
+        await until(lambda: lim.queued() == 2 or light.done())   # ...and queues again, behind France
+        assert not light.done(), "the answer under way was refused"
+        clock_runs.set()
+        texts = await asyncio.wait_for(asyncio.gather(light, clock, france), 60)
+    finally:
+        model.hold.set()
+        clock_runs.set()
+        compute.shutdown()
+    assert texts == ["".join(LIGHT_A), "".join(TIME_A), "Paris."]
+    assert any(p.endswith("<|im_start|>assistant\nSure! I can turn on the kitchen light for you. The")
+               for p in model.prompts), "the light answer did not give the model up"

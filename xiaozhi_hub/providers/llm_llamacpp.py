@@ -258,7 +258,9 @@ class LlamaCppLLM:
         def emit(text: str) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, text)
 
-        async with self.compute.slot("llm", max_wait=self.max_wait if turn == 0 else None):
+        # A continuation is patient. It used to get the kind's default limit (max_wait=None), so a
+        # long queue could end an answer halfway with "Sorry, I'm busy".
+        async with self.compute.slot("llm", max_wait=self.max_wait, patient=turn > 0):
             worker = asyncio.ensure_future(self.compute.run_in_slot(
                 "llm", self.generate_blocking, msgs, tool_dicts, stop, emit, None, None, prefix, rule))
             worker.add_done_callback(lambda _f: queue.put_nowait(_DONE))
