@@ -22,6 +22,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import logging
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -76,7 +77,7 @@ def rss_kb() -> int:
             pages = int(f.read().split()[1])
     except (OSError, ValueError, IndexError):
         return 0
-    return pages * 4096 // 1024
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024     # 16 KiB pages on a Raspberry Pi 5 kernel
 
 
 def _engines_idle(compute: "ComputePool") -> bool:
