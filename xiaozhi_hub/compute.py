@@ -63,8 +63,7 @@ class _FairLimit:
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._urgent: set[asyncio.Future[None]] = set()    # the waiters that queued as urgent
         self._playing: dict[asyncio.Future[None], Callable[[], float | None]] = {}   # their audio left
-        self.promoted = 0                    # grants to a playing answer ahead of earlier arrivals
-        self.on_promoted: Callable[[], None] | None = None
+        self.on_promoted: Callable[[], None] | None = None   # a playing answer served ahead of earlier arrivals
         self.hold_ewma: float | None = None  # how long a slot is typically held (seconds)
         self.since: list[float] = []         # when each current holder took its slot
         self.ghosts: list[_Ghost] = []       # refused requests whose would-be wait is still running
@@ -178,10 +177,8 @@ class _FairLimit:
             left = None if fut.done() else audio_left()
             if left is not None and left < least:
                 best, least = fut, left
-        if best is not head:
-            self.promoted += 1
-            if self.on_promoted is not None:
-                self.on_promoted()
+        if best is not head and self.on_promoted is not None:
+            self.on_promoted()
         return best
 
     def release(self) -> None:
@@ -245,7 +242,10 @@ class ComputePool:
         about how long a device's request holds the slot, so it is left out of the estimate behind
         the busy answer (a warm-up of many seconds on a busy machine made later turns look queued)."""
         lim = self.limit(kind)
-        wait = None if patient else self._max_wait.get(kind) if max_wait is None else max_wait
+        if patient:
+            wait = None
+        else:
+            wait = self._max_wait.get(kind) if max_wait is None else max_wait
         checked = wait is not None and wait > 0 and not background     # a device's request that may hear "busy"
         predicted = lim.expected_wait()
         if wait is not None and predicted > wait:

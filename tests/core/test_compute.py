@@ -259,7 +259,10 @@ async def test_a_playing_answer_about_to_run_out_of_audio_goes_ahead_of_new_ques
     least audio left first); one that does not play yet (None) keeps its place."""
     from xiaozhi_hub.compute import PROMOTE_BELOW_S
 
+    from xiaozhi_hub.metrics import Metrics
+
     pool = ComputePool(workers=2)
+    pool.metrics = Metrics()
     pool.set_limit("llm", 1)
     audio: dict[str, float | None] = {"A": 10.0, "B": 10.0, "D": None}
 
@@ -274,15 +277,18 @@ async def test_a_playing_answer_about_to_run_out_of_audio_goes_ahead_of_new_ques
         ("new question Q2", contextlib.nullcontext()), ("B", playing("B")), ("D", playing("D")),
         ("new question Q3", contextlib.nullcontext())], running_out)
     assert order == ["B", "A", "new question Q1", "new question Q2", "D", "new question Q3"]
-    assert pool.limit("llm").promoted == 2
+    assert pool.metrics.counters["llm_promoted"] == 2
     pool.shutdown()
 
 
 async def test_a_playing_answer_with_audio_to_spare_keeps_its_place_in_the_queue():
+    from xiaozhi_hub.metrics import Metrics
+
     pool = ComputePool(workers=2)
+    pool.metrics = Metrics()
     pool.set_limit("llm", 1)
     order = await served_order(pool, "llm", [
         ("Q1", contextlib.nullcontext()), ("A", pool.playing(lambda: 5.0)), ("Q2", contextlib.nullcontext())])
     assert order == ["Q1", "A", "Q2"]
-    assert pool.limit("llm").promoted == 0
+    assert pool.metrics.counters["llm_promoted"] == 0
     pool.shutdown()
